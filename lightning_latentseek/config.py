@@ -1,0 +1,92 @@
+"""The run's options: `--model.*` (the method) and `--data.*` (the problems)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+METHODS = ("latentseek", "cot", "bon", "sc")
+
+
+@dataclass
+class SeekConfig:
+    """LatentSeek and baseline settings (``--model.*``). K, the iteration cap, is ``--trainer.max_steps``.
+
+    Args:
+        llm: hub id, local model directory, ``.gguf`` file, or ``smollm2`` (the embedded default).
+        reward: ``self`` (self-reward, 4 verifier prompts), ``psrm`` (perfect sparse reward) or an
+            import path ``pkg.module.ClassName`` of your own reward.
+        reward_args: keyword arguments for the reward's constructor.
+        prompt: solver prompt: ``boxed`` (prompt 0) or ``json`` (prompt 1).
+        rho: fraction of the CoT's T latents that are optimised: N = min(int(rho*T), max_latents).
+        max_latents: cap on N.
+        start_fraction: optimise the latents starting at int(start_fraction*T) (middle-stage ablation).
+        lr: learning rate of the latents' optimizer.
+        optimizer: ``adam`` or ``sgd``.
+        tau: reward threshold; stop as soon as R > tau.
+        max_new_tokens: cap on an answer's length in tokens (CoT and every decoded answer).
+        answer_selection: ``last`` (the paper's rule: the last decoded answer) or ``best`` (highest reward).
+        reuse: reuse the continuation and reward of decoded tokens seen before in the same problem.
+        n_samples: N for Best-of-N and self-consistency.
+        temperature: sampling temperature for Best-of-N and self-consistency.
+    """
+
+    llm: str = "smollm2"
+    reward: str = "self"
+    reward_args: dict = field(default_factory=dict)
+    prompt: str = "boxed"
+    rho: float = 0.2
+    max_latents: int = 300
+    start_fraction: float = 0.0
+    lr: float = 0.03
+    optimizer: str = "adam"
+    tau: float = -0.2
+    max_new_tokens: int = 1024
+    answer_selection: str = "last"
+    reuse: bool = True
+    n_samples: int = 4
+    temperature: float = 0.7
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.prompt in ("boxed", "json"), f"--model.prompt {self.prompt!r}: choose boxed or json"),
+            (0.0 < self.rho <= 1.0, f"--model.rho {self.rho}: must be in (0, 1]"),
+            (self.max_latents >= 1, f"--model.max_latents {self.max_latents}: must be >= 1"),
+            (0.0 <= self.start_fraction < 1.0, f"--model.start_fraction {self.start_fraction}: must be in [0, 1)"),
+            (self.lr > 0, f"--model.lr {self.lr}: must be > 0"),
+            (self.optimizer in ("adam", "sgd"), f"--model.optimizer {self.optimizer!r}: choose adam or sgd"),
+            (-1.0 <= self.tau <= 0.0, f"--model.tau {self.tau}: rewards lie in [-1, 0]"),
+            (self.max_new_tokens >= 1, f"--model.max_new_tokens {self.max_new_tokens}: must be >= 1"),
+            (self.answer_selection in ("last", "best"), f"--model.answer_selection {self.answer_selection!r}: choose last or best"),
+            (self.n_samples >= 1, f"--model.n_samples {self.n_samples}: must be >= 1"),
+            (self.temperature > 0, f"--model.temperature {self.temperature}: must be > 0"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
+
+
+@dataclass
+class DataConfig:
+    """Which problems to solve (``--data.*``).
+
+    Args:
+        name: ``gsm8k``, ``math500``, ``aime2024`` or ``jsonl`` (ground-truth rule and default fields).
+        path: local JSONL/JSON/parquet file or hub id; for the three benchmarks it defaults to ``../shared/data``.
+        split: split of a hub dataset.
+        question_field: field holding the question (dataset default when unset).
+        answer_field: field holding the ground truth (dataset default when unset).
+        id_field: field holding a stable problem id (row index when unset or absent).
+        start: skip this many problems.
+        limit: solve at most this many problems.
+        on_error: ``raise`` at a malformed row, or ``skip`` it (it is recorded as skipped).
+    """
+
+    name: str = "jsonl"
+    path: str | None = None
+    split: str = "test"
+    question_field: str | None = None
+    answer_field: str | None = None
+    id_field: str | None = None
+    start: int = 0
+    limit: int | None = None
+    on_error: str = "raise"

@@ -1,0 +1,212 @@
+"""Answer extraction from model output and grading against ground truth.
+
+Extraction understands ``\\boxed{...}`` answers, JSON answers with a ``"final answer"``
+key, and a plain ``"The answer is X"`` fallback. Grading compares plain numbers
+numerically and everything else with ``math_verify`` (symbolic equivalence), with a
+normalised string comparison as a cheap sufficient check.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+
+from math_verify import parse, verify
+
+_BOX_RE = re.compile(r"\\(?:boxed|fbox)\b")
+_JSON_KEY_RE = re.compile(r"""["']?final[ _]answer["']?\s*:\s*""", re.IGNORECASE)
+_JSON_VALUE_RE = re.compile(r""""((?:[^"\\]|\\.)*)"|'([^']*)'|([^,}\s]+)""")
+_TRAILING_COMMA_RE = re.compile(r",\s*([}\]])")
+# A backslash that is not part of an escaped pair and is followed by a letter is LaTeX
+# (``\frac``), not a JSON escape (``\f`` would silently become a form feed).
+_LATEX_BACKSLASH_RE = re.compile(r"(\\\\)|\\(?=[A-Za-z])(?!u[0-9a-fA-F]{4})")
+# A lookahead, so that findall also sees occurrences inside an earlier match's line.
+_ANSWER_IS_RE = re.compile(r"(?=answer\s*(?:is\s*:?|:)\s*([^\n]+))", re.IGNORECASE)
+_LATEX_WRAPPER_RE = re.compile(r"\\(?:text|textbf|textrm|mathrm|mbox)\s*\{([^{}]*)\}")
+_NUMBER_RE = re.compile(
+    r"([-+]?)(\d{1,3}(?:,\d{3})+|\d*)(\.\d+)?"  # sign, integer part (maybe 1,234), fraction
+    r"(?:\s+(?!pi\b)[A-Za-z]{2,}\.?)*"  # optional unit words: "dollars", "sq ft"
+)
+
+
+def extract_boxed(text: str) -> str | None:
+    """Return the content of the last ``\\boxed{...}`` (or ``\\fbox{...}``) in ``text``.
+
+    Nested braces are balanced (``\\boxed{\\frac{1}{2}}`` -> ``\\frac{1}{2}``) and the
+    space form ``\\boxed 5`` is accepted. Returns None when there is no box, the last
+    one is unbalanced (e.g. truncated output), or it is empty.
+    """
+    boxes = list(_BOX_RE.finditer(text))
+    if not boxes:
+        return None
+    after = text[boxes[-1].end() :]
+    rest = after.lstrip(" ")
+    if not rest.startswith("{"):
+        if rest == after:  # neither "{" nor a space follows "\boxed"
+            return None
+        token = re.match(r"[^\s$]+", rest)  # space form: "\boxed 5"
+        return token.group(0) if token else None
+    depth = 0
+    i = 0
+    while i < len(rest):
+        char = rest[i]
+        if char == "\\":
+            i += 2  # skip escaped characters such as "\{" and "\}"
+            continue
+        if char == "{":
+            depth += 1
+        elif char == "}":
+            depth -= 1
+            if depth == 0:
+                return rest[1:i].strip() or None
+        i += 1
+    return None
+
+
+def _brace_spans(text: str) -> list[str]:
+    """Return the outermost balanced ``{...}`` substrings of ``text``, in order."""
+    spans: list[str] = []
+    depth = 0
+    begin = 0
+    for i, char in enumerate(text):
+        if char == "{":
+            if depth == 0:
+                begin = i
+            depth += 1
+        elif char == "}" and depth > 0:
+            depth -= 1
+            if depth == 0:
+                spans.append(text[begin : i + 1])
+    return spans
+
+
+def _escape_latex(text: str) -> str:
+    """Double lone backslashes before letters so LaTeX survives ``json.loads``."""
+    return _LATEX_BACKSLASH_RE.sub(lambda m: m.group(1) or "\\\\", text)
+
+
+def _loads_lenient(candidate: str) -> object:
+    """``json.loads`` with repairs for LaTeX backslashes, trailing commas, single quotes."""
+    repaired = _TRAILING_COMMA_RE.sub(r"\1", _escape_latex(candidate))
+    for attempt in (repaired, repaired.replace("'", '"')):
+        try:
+            return json.loads(attempt)
+        except json.JSONDecodeError:
+            continue
+    return None
+
+
+def _answer_to_str(value: object) -> str | None:
+    """Render a JSON answer value as a string (numbers via ``str``), None for null."""
+    if value is None:
+        return None
+    return value.strip() if isinstance(value, str) else str(value)
+
+
+def extract_json_answer(text: str) -> str | None:
+    """Return the ``"final answer"`` value of a JSON object written in ``text``.
+
+    Tolerates surrounding prose, Markdown fences, single quotes and trailing commas.
+    The key matches case-insensitively, as ``final answer`` or ``final_answer``. The
+    last object holding the key wins; when no object parses, a regex on
+    ``"final answer": value`` is used. Numbers are returned via ``str`` (72 -> "72").
+    """
+    for candidate in reversed(_brace_spans(text)):
+        obj = _loads_lenient(candidate)
+        if isinstance(obj, dict):
+            for key, value in obj.items():
+                if key.strip().lower().replace("_", " ") == "final answer":
+                    return _answer_to_str(value)
+    keys = list(_JSON_KEY_RE.finditer(text))
+    if not keys:
+        return None
+    value = _JSON_VALUE_RE.match(text, keys[-1].end())
+    if value is None:
+        return None
+    double_quoted, single_quoted, bare = value.groups()
+    if double_quoted is not None:
+        try:
+            return _answer_to_str(json.loads(f'"{_escape_latex(double_quoted)}"'))
+        except json.JSONDecodeError:
+            return double_quoted.strip()
+    return (single_quoted if single_quoted is not None else bare).strip()
+
+
+def extract_answer(text: str, prompt: str) -> str | None:
+    """Extract the final answer from model output written for a ``prompt`` style.
+
+    ``prompt`` is ``"boxed"`` (try ``\\boxed``) or ``"json"`` (try the JSON answer, then
+    ``\\boxed``). If neither is found, the text after the last "answer is" / "Answer:"
+    up to the end of its line is used (without a trailing period). None otherwise.
+    """
+    if prompt == "boxed":
+        answer = extract_boxed(text)
+    elif prompt == "json":
+        answer = extract_json_answer(text)
+        if answer is None:
+            answer = extract_boxed(text)
+    else:
+        raise ValueError(f"unknown prompt style {prompt!r}; expected 'boxed' or 'json'")
+    if answer is not None:
+        return answer
+    matches = _ANSWER_IS_RE.findall(text)
+    if not matches:
+        return None
+    return matches[-1].strip().rstrip(".").strip() or None
+
+
+def normalize_number(s: str) -> float | None:
+    """Parse ``s`` as a plain number, ignoring currency, percent, units and separators.
+
+    Accepts e.g. "72", "72.0", "$72", "\\$72", "72,", "1,234", "72 dollars", "-3", "50%"
+    and ``\\text{...}`` wrappers. Returns None for anything else ("x+1", "\\frac{1}{2}").
+    """
+    s = _LATEX_WRAPPER_RE.sub(r"\1", s)
+    s = re.sub(r"\\?[$%]|\\[,!]|\{,\}", "", s).replace("\u2212", "-")
+    s = s.strip().rstrip(".,;:!").strip()
+    match = _NUMBER_RE.fullmatch(s)
+    if match is None:
+        return None
+    sign, integer, fraction = match.groups()
+    if not integer and not fraction:
+        return None
+    return float(f"{sign}{integer.replace(',', '')}{fraction or ''}")
+
+
+def _normalize_text(s: str) -> str:
+    """Canonical string form of a LaTeX answer for exact comparison."""
+    for old, new in (("\\left", ""), ("\\right", ""), ("\\!", ""), ("dfrac", "frac"), ("tfrac", "frac"), ("$", "")):
+        s = s.replace(old, new)
+    return re.sub(r"\s+", "", s).rstrip(".")
+
+
+def _math_verify(pred: str, truth: str) -> bool:
+    """Symbolic equivalence via math_verify, without its signal-based timeouts.
+
+    The default timeouts use ``signal.alarm``, which raises off the main thread, so they
+    are disabled; the caller must bound the input (extracted answers are short).
+    """
+
+    def parsed(s: str) -> list:
+        return parse(s if "$" in s else f"${s}$", parsing_timeout=None)
+
+    try:
+        return verify(parsed(truth), parsed(pred), timeout_seconds=None)
+    except Exception:  # math_verify/sympy can raise on odd input: treat as not equal
+        return False
+
+
+def grade(pred: str | None, truth: str) -> bool:
+    """Return whether the predicted answer matches the ground truth.
+
+    Plain numbers are compared with a relative tolerance of 1e-6 ("72.0" == "$72").
+    Otherwise the answers match if their normalised strings are equal or math_verify
+    finds them equivalent (``\\dfrac{1}{2}`` == ``0.5``, intervals, tuples, ...).
+    """
+    if pred is None or not pred.strip():
+        return False
+    pred_number, truth_number = normalize_number(pred), normalize_number(truth)
+    if pred_number is not None and truth_number is not None:
+        return math.isclose(pred_number, truth_number, rel_tol=1e-6)
+    return _normalize_text(pred) == _normalize_text(truth) or _math_verify(pred, truth)

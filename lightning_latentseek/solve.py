@@ -1,0 +1,295 @@
+"""The run: problems -> (shard, resume) -> one method call (a per-problem fit) each -> records -> summary.
+
+Many ranks are independent processes (no DDP): problem i goes to rank i % world_size, each
+rank loads the frozen LLM once on its own device and appends to its own results file; rank 0
+merges them in dataset order once every rank has finished.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import gc
+import json
+import os
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import lightning as L
+import torch
+
+from callbacks import ProblemCallback, RecordWriter, RewardThreshold, RichProblemProgress
+from lightning_latentseek.config import METHODS, DataConfig, SeekConfig
+from lightning_latentseek.llm import FrozenLM, load_llm
+from lightning_latentseek.methods import METHOD_FUNCTIONS, SolveContext
+from lightning_latentseek.problems import Problem, load_problems_with_errors
+from lightning_latentseek.records import (RESULTS, RUN_CONFIG, build_record, config_hash, finished_records, merge,
+                                          summarize, summary_markdown)
+from lightning_latentseek.rewards import build_reward
+
+# Per-problem Trainer flags that keep a fit to milliseconds of overhead (see docs on per-problem fits).
+FIT_FLAGS = dict(enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                 num_sanity_val_steps=0, limit_val_batches=0, max_epochs=-1)
+# Trainer options that describe the whole run (ranks), not one problem's single-device fit.
+RUN_ONLY_TRAINER_KEYS = ("devices", "num_nodes", "strategy")
+
+
+class ConfigMismatchError(RuntimeError):
+    """`--output_dir` already holds results of a different configuration."""
+
+
+@dataclass
+class RunSpec:
+    """A whole run, as parsed by the command line."""
+
+    model: SeekConfig = field(default_factory=SeekConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    trainer: dict = field(default_factory=dict)
+    output_dir: str = "runs/latentseek"
+    method: str = "latentseek"
+    seed: int = 0
+    overwrite: bool = False
+    progress: bool = True
+    config_yaml: str | None = None  # the resolved command-line config, saved as config.yaml
+
+    @property
+    def max_steps(self) -> int:
+        steps = self.trainer.get("max_steps", 10)
+        return 10 if steps is None or steps < 0 else int(steps)
+
+    def result_config(self) -> dict:
+        """The settings that change a problem's result (keys of the resume hash)."""
+        model = dataclasses.asdict(self.model)
+        data = {k: getattr(self.data, k) for k in ("name", "path", "split", "question_field", "answer_field")}
+        precision = self.trainer.get("precision")
+        return {"method": self.method, "seed": self.seed, "max_steps": self.max_steps,
+                "precision": str(precision), "model": model, "data": data}
+
+
+# ------------------------------------------------------------------------------------------ ranks
+@dataclass(frozen=True)
+class Rank:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+
+def detect_rank(devices: int, num_nodes: int) -> Rank:
+    """This process's rank: from torchrun/SLURM/Lightning's launcher environment variables."""
+    from lightning.fabric.plugins.environments import LightningEnvironment, SLURMEnvironment, TorchElasticEnvironment
+
+    if TorchElasticEnvironment.detect():
+        env = TorchElasticEnvironment()
+        return Rank(env.global_rank(), env.world_size(), env.local_rank())
+    if SLURMEnvironment.detect() and int(os.environ.get("SLURM_NTASKS", "1")) > 1:
+        env = SLURMEnvironment()
+        return Rank(env.global_rank(), env.world_size(), env.local_rank())
+    if "LOCAL_RANK" in os.environ and "WORLD_SIZE" in os.environ:  # a child of Lightning's launcher
+        local = int(os.environ["LOCAL_RANK"])
+        return Rank(int(os.environ.get("NODE_RANK", 0)) * devices + local, int(os.environ["WORLD_SIZE"]), local)
+    if devices * num_nodes > 1:
+        env = LightningEnvironment()
+        return Rank(0, devices * num_nodes, 0) if not env.creates_processes_externally else Rank()
+    return Rank()
+
+
+def launch_ranks(devices: int, num_nodes: int) -> None:
+    """Start the other local ranks with Lightning's subprocess launcher (they re-run this command)."""
+    from lightning.fabric.plugins.environments import LightningEnvironment
+    from lightning.fabric.strategies.launchers.subprocess_script import _SubprocessScriptLauncher
+
+    env = LightningEnvironment()
+    if devices * num_nodes > 1 and not env.creates_processes_externally:
+        _SubprocessScriptLauncher(env, num_processes=devices, num_nodes=num_nodes).launch(lambda: None)
+
+
+def wait_for_all_ranks(rank: Rank) -> None:
+    """Barrier at the end of the run only (gloo rendezvous; no process group while working)."""
+    if rank.world == 1:
+        return
+    import torch.distributed as dist
+
+    address = os.environ.get("MASTER_ADDR", "127.0.0.1")
+    port = os.environ.get("MASTER_PORT", "29500")
+    dist.init_process_group("gloo", init_method=f"tcp://{address}:{port}", rank=rank.rank, world_size=rank.world,
+                            timeout=datetime.timedelta(days=7))
+    dist.barrier()
+    dist.destroy_process_group()
+
+
+# ------------------------------------------------------------------------------------------ devices
+def resolve_accelerator(trainer_cfg: dict) -> str:
+    accelerator = str(trainer_cfg.get("accelerator") or "auto")
+    if accelerator == "gpu":
+        return "cuda"
+    if accelerator == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return accelerator
+
+
+def count_devices(trainer_cfg: dict, accelerator: str) -> int:
+    devices = trainer_cfg.get("devices", "auto")
+    if isinstance(devices, (list, tuple)):
+        return len(devices)
+    if devices in ("auto", -1, "-1", None):
+        return torch.cuda.device_count() if accelerator == "cuda" else 1
+    return int(devices)
+
+
+def resolve_precision(trainer_cfg: dict, accelerator: str) -> tuple[str, torch.dtype]:
+    """Trainer precision and the LLM's dtype: bf16 on GPU, fp32 on CPU unless set."""
+    precision = trainer_cfg.get("precision")
+    if precision is None:
+        precision = "bf16-mixed" if accelerator == "cuda" else "32-true"
+    precision = str(precision)
+    if precision.startswith("bf16"):
+        return precision, torch.bfloat16
+    if precision.startswith("16"):
+        return precision, torch.float16
+    return precision, torch.float32
+
+
+# ------------------------------------------------------------------------------------------ the run
+def run(spec: RunSpec) -> dict | None:
+    """Solve every problem of `spec` that `output_dir` does not hold yet; returns the summary (rank 0)."""
+    if spec.method not in METHODS:
+        raise ValueError(f"--method {spec.method!r}: choose one of {', '.join(METHODS)}")
+    accelerator = resolve_accelerator(spec.trainer)
+    devices = count_devices(spec.trainer, accelerator)
+    num_nodes = int(spec.trainer.get("num_nodes") or 1)
+    problems, bad_rows = load_problems_with_errors(**dataclasses.asdict(spec.data))
+    out_dir = Path(spec.output_dir)
+    rank = detect_rank(devices, num_nodes)
+    if rank.rank == 0:
+        prepare_output_dir(out_dir, spec)
+    launch_ranks(devices, num_nodes)
+    rank = detect_rank(devices, num_nodes)
+    precision, dtype = resolve_precision(spec.trainer, accelerator)
+    device = torch.device(f"cuda:{rank.local_rank}") if accelerator == "cuda" else torch.device(accelerator)
+
+    digest = config_hash(spec.result_config())
+    done = finished_records(out_dir)  # --overwrite already emptied it (rank 0, before any rank started)
+    shard = [p for i, p in enumerate(problems) if i % rank.world == rank.rank and str(p.id) not in done]
+
+    results_path = out_dir / (RESULTS if rank.world == 1 else f"results.rank{rank.rank}.jsonl")
+    problem_callbacks: list[ProblemCallback] = [RecordWriter(results_path)]
+    if spec.progress and rank.rank == 0:
+        problem_callbacks.append(RichProblemProgress())
+    user_callbacks = list(spec.trainer.get("callbacks") or [])
+    problem_callbacks += [cb for cb in user_callbacks if isinstance(cb, ProblemCallback)]
+
+    try:
+        for cb in problem_callbacks:
+            cb.on_run_start(shard)
+        if shard:
+            llm = load_llm(spec.model.llm, device, dtype)
+            reward = None if spec.method in ("cot", "sc") else build_reward(
+                spec.model.reward, llm=llm, prompt=spec.model.prompt, args=spec.model.reward_args)
+            trainer_kwargs = per_problem_trainer_kwargs(spec.trainer, accelerator, rank, precision)
+            solve = METHOD_FUNCTIONS[spec.method]
+            for index, problem in enumerate(shard):
+                for cb in problem_callbacks:
+                    cb.on_problem_start(problem)
+                ctx = SolveContext(llm, reward, spec.model, seed=problem_seed(spec.seed, problem),
+                                   make_trainer=lambda: L.Trainer(**trainer_kwargs, callbacks=[
+                                       RewardThreshold(spec.model.tau), *user_callbacks]))
+                started = time.perf_counter()
+                outcome = solve(problem, ctx)
+                record = build_record(problem, outcome, spec.model.prompt, time.perf_counter() - started, digest)
+                for cb in problem_callbacks:
+                    cb.on_problem_end(problem, record)
+                if index % 50 == 49:
+                    release_memory()
+    finally:
+        for cb in problem_callbacks:
+            cb.on_run_end()
+    wait_for_all_ranks(rank)
+    if rank.rank != 0:
+        return None
+    return finish(out_dir, spec, problems, bad_rows)
+
+
+def per_problem_trainer_kwargs(trainer_cfg: dict, accelerator: str, rank: Rank, precision: str) -> dict:
+    """The run's --trainer.* options turned into one problem's single-device Trainer."""
+    kwargs = {k: v for k, v in trainer_cfg.items() if k not in RUN_ONLY_TRAINER_KEYS and k != "callbacks"}
+    kwargs.update(FIT_FLAGS)
+    kwargs["accelerator"] = accelerator
+    kwargs["devices"] = [rank.local_rank] if accelerator == "cuda" else 1
+    kwargs["precision"] = precision
+    kwargs["max_steps"] = kwargs.get("max_steps") if (kwargs.get("max_steps") or -1) >= 0 else 10
+    kwargs.setdefault("logger", False)
+    return kwargs
+
+
+def problem_seed(seed: int, problem: Problem) -> int:
+    """A per-problem seed that does not depend on sharding or resuming."""
+    return (seed * 1_000_003 + int.from_bytes(str(problem.id).encode()[:8].ljust(8, b"\0"), "little")) % (2**63)
+
+
+def prepare_output_dir(out_dir: Path, spec: RunSpec) -> None:
+    """Create `out_dir`; refuse to mix results of another configuration unless --overwrite."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    config_file = out_dir / RUN_CONFIG
+    current = json.loads(json.dumps(spec.result_config(), default=str))
+    if spec.overwrite:
+        for path in [out_dir / RESULTS, out_dir / "summary.json", out_dir / "summary.md",
+                     *out_dir.glob("results.rank*.jsonl")]:
+            path.unlink(missing_ok=True)
+    elif config_file.is_file():
+        previous = json.loads(config_file.read_text())
+        if previous != current:
+            changed = sorted(_differences(previous, current))
+            raise ConfigMismatchError(
+                f"{out_dir} holds results of a different configuration (changed: {', '.join(changed)}); "
+                f"use another --output_dir, or --overwrite to discard them")
+    config_file.write_text(json.dumps(current, indent=2))
+    if spec.config_yaml:
+        (out_dir / "config.yaml").write_text(spec.config_yaml)
+
+
+def _differences(a: dict, b: dict, prefix: str = "") -> list[str]:
+    keys = set(a) | set(b)
+    out = []
+    for key in keys:
+        if isinstance(a.get(key), dict) and isinstance(b.get(key), dict):
+            out += _differences(a[key], b[key], f"{prefix}{key}.")
+        elif a.get(key) != b.get(key):
+            out.append(prefix + key)
+    return out
+
+
+def finish(out_dir: Path, spec: RunSpec, problems: list[Problem], bad_rows) -> dict:
+    """Merge rank files, write summary.json and summary.md, print the table."""
+    records = merge(out_dir, [str(p.id) for p in problems])
+    config = {"method": spec.method, "seed": spec.seed, "output_dir": spec.output_dir,
+              "model": dataclasses.asdict(spec.model), "data": dataclasses.asdict(spec.data),
+              "trainer": {k: v for k, v in spec.trainer.items() if k != "callbacks"}}
+    summary = summarize(records, json.loads(json.dumps(config, default=str)), spec.max_steps)
+    summary["skipped_rows"] = [str(e) for e in bad_rows]
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    (out_dir / "summary.md").write_text(summary_markdown(summary, title=spec.method) + "\n")
+    if spec.progress:
+        from lightning_latentseek.report import print_table
+
+        print_table([(f"{spec.method} ({out_dir})", summary)])
+    return summary
+
+
+def release_memory() -> None:
+    """Resident memory creeps over thousands of Trainers: collect now and then."""
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def quiet_lightning() -> None:
+    """Per-problem fits would otherwise print the same banners and warnings thousands of times."""
+    import logging
+
+    for name in ("lightning.pytorch", "lightning.fabric", "pytorch_lightning"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    for pattern in (".*does not have many workers.*", ".*eval mode.*", ".*LeafSpec.*", ".*litlogger.*",
+                    ".*GPU available.*", ".*max_epochs=-1.*"):
+        warnings.filterwarnings("ignore", message=pattern)
