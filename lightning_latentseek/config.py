@@ -26,6 +26,8 @@ class SeekConfig:
         max_new_tokens: cap on an answer's length in tokens (CoT and every decoded answer).
         answer_selection: ``last`` (the paper's rule: the last decoded answer) or ``best`` (highest reward).
         reuse: reuse the continuation and reward of decoded tokens seen before in the same problem.
+        verifier_max_new_tokens: cap on each self-reward verifier generation (rows stop at their verdict).
+        format_rule: self-reward only: an answer without ``\\boxed{}`` costs 2 more (of 8 instead of 6).
         n_samples: N for Best-of-N and self-consistency.
         temperature: sampling temperature for Best-of-N and self-consistency.
     """
@@ -43,6 +45,8 @@ class SeekConfig:
     max_new_tokens: int = 1024
     answer_selection: str = "last"
     reuse: bool = True
+    verifier_max_new_tokens: int = 512
+    format_rule: bool = False
     n_samples: int = 4
     temperature: float = 0.7
 
@@ -57,6 +61,7 @@ class SeekConfig:
             (-1.0 <= self.tau <= 0.0, f"--model.tau {self.tau}: rewards lie in [-1, 0]"),
             (self.max_new_tokens >= 1, f"--model.max_new_tokens {self.max_new_tokens}: must be >= 1"),
             (self.answer_selection in ("last", "best"), f"--model.answer_selection {self.answer_selection!r}: choose last or best"),
+            (self.verifier_max_new_tokens >= 1, f"--model.verifier_max_new_tokens {self.verifier_max_new_tokens}: must be >= 1"),
             (self.n_samples >= 1, f"--model.n_samples {self.n_samples}: must be >= 1"),
             (self.temperature > 0, f"--model.temperature {self.temperature}: must be > 0"),
         ]

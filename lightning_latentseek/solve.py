@@ -186,7 +186,8 @@ def run(spec: RunSpec) -> dict | None:
         if shard:
             llm = load_llm(spec.model.llm, device, dtype)
             reward = None if spec.method in ("cot", "sc") else build_reward(
-                spec.model.reward, llm=llm, prompt=spec.model.prompt, args=spec.model.reward_args)
+                spec.model.reward, llm=llm, prompt=spec.model.prompt, args=spec.model.reward_args,
+                verifier_max_new_tokens=spec.model.verifier_max_new_tokens, format_rule=spec.model.format_rule)
             trainer_kwargs = per_problem_trainer_kwargs(spec.trainer, accelerator, rank, precision)
             solve = METHOD_FUNCTIONS[spec.method]
             for index, problem in enumerate(shard):

@@ -11,7 +11,8 @@ from lightning_latentseek.rewards.psrm import PerfectSparseReward
 __all__ = ["Reward", "RewardResult", "PerfectSparseReward", "build_reward"]
 
 
-def build_reward(spec: str, *, llm=None, prompt: str = "boxed", args: dict | None = None) -> Reward:
+def build_reward(spec: str, *, llm=None, prompt: str = "boxed", args: dict | None = None,
+                 verifier_max_new_tokens: int = 512, format_rule: bool = False) -> Reward:
     """Instantiate the reward named by `--model.reward` with `--model.reward_args`."""
     args = dict(args or {})
     if spec == "psrm":
@@ -19,6 +20,8 @@ def build_reward(spec: str, *, llm=None, prompt: str = "boxed", args: dict | Non
     if spec == "self":
         from lightning_latentseek.rewards.self_reward import SelfReward
 
+        args.setdefault("max_new_tokens", verifier_max_new_tokens)
+        args.setdefault("format_rule", format_rule)
         return SelfReward(llm, prompt=prompt, **args)
     module_name, _, class_name = spec.rpartition(".")
     if not module_name:

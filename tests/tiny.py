@@ -1,0 +1,58 @@
+"""Tiny random LLMs built in-process (no downloads): a byte-level tokenizer with a ChatML
+template and a random Llama or Qwen2 causal LM of a few thousand parameters."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from lightning_latentseek.llm import FrozenLM
+
+CHAT_TEMPLATE = (
+    "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}"
+    "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+SPECIALS = ["<|im_start|>", "<|im_end|>", "<|endoftext|>"]
+
+
+def tiny_tokenizer():
+    """Byte-level BPE without merges: every byte is a token, plus three ChatML special tokens."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
+    backend = Tokenizer(models.BPE(vocab={ch: i for i, ch in enumerate(alphabet)}, merges=[]))
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    backend.decoder = decoders.ByteLevel()
+    backend.add_special_tokens(SPECIALS)
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, bos_token="<|im_start|>", eos_token="<|im_end|>",
+                                        pad_token="<|endoftext|>")
+    tokenizer.chat_template = CHAT_TEMPLATE
+    return tokenizer
+
+
+def tiny_model(arch: str = "llama", seed: int = 0, vocab_size: int = 259, hidden: int = 32, layers: int = 2):
+    from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
+
+    torch.manual_seed(seed)
+    common = dict(vocab_size=vocab_size, hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers,
+                  num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
+                  bos_token_id=256, eos_token_id=257, pad_token_id=258, attn_implementation="sdpa",
+                  initializer_range=0.3)
+    if arch == "llama":
+        return LlamaForCausalLM(LlamaConfig(**common, tie_word_embeddings=True))
+    if arch == "qwen2":
+        return Qwen2ForCausalLM(Qwen2Config(**common, tie_word_embeddings=False))
+    raise ValueError(arch)
+
+
+def tiny_llm(arch: str = "llama", seed: int = 0, **kwargs) -> FrozenLM:
+    return FrozenLM(tiny_model(arch, seed, **kwargs), tiny_tokenizer(), name=f"tiny-{arch}")
+
+
+def save_tiny_model(path: Path, arch: str = "llama", seed: int = 0) -> Path:
+    """A tiny model directory usable as ``--model.llm DIR``."""
+    tiny_model(arch, seed).save_pretrained(path)
+    tiny_tokenizer().save_pretrained(path)
+    return path
