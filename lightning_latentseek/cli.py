@@ -24,6 +24,9 @@ class LatentSeekCLI(LightningCLI):
                          auto_configure_optimizers=False, load_from_checkpoint_support=False,
                          parser_kwargs={"description": "LatentSeek: test-time latent optimisation of a frozen LLM."})
 
+    def _set_seed(self) -> None:
+        """No global seed_everything: sampling baselines seed a generator per problem from --seed."""
+
     def add_default_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_argument("--output_dir", type=str, default="runs/latentseek",
                             help="where results.jsonl, summary.json and summary.md are written")

@@ -75,7 +75,9 @@ def load_llm(spec: str, device: str | torch.device = "cpu", dtype: torch.dtype =
     with _LOAD_LOCK:
         if key not in _LOADED:
             from transformers import AutoModelForCausalLM, AutoTokenizer
+            from transformers.utils import logging as hf_logging
 
+            hf_logging.disable_progress_bar()  # one rich display over problems, no loading bars
             source, gguf = resolve_llm_source(spec)
             extra = {"gguf_file": gguf} if gguf else {}
             tokenizer = AutoTokenizer.from_pretrained(source, **extra)

@@ -153,13 +153,17 @@ def best_of_n(problem: Problem, ctx: SolveContext) -> Outcome:
     """Best-of-N: N sampled answers, the one with the highest reward is returned."""
     samples = _samples(problem, ctx)
     texts = [ctx.llm.decode(s) for s in samples]
-    results = [ctx.reward(problem, t) for t in texts]
+    judged: dict[str, RewardResult] = {}  # identical sample texts are judged once
+    for t in texts:
+        if t not in judged:
+            judged[t] = ctx.reward(problem, t)
+    results = [judged[t] for t in texts]
     pick = best_of_n_choice([r.value for r in results])
     return Outcome(
         method="bon", text=texts[pick], tokens=len(samples[pick]), rewards=[r.value for r in results],
         samples=[{"text": t, "reward": r.value, "tokens": len(s), "reward_details": r.details}
                  for t, r, s in zip(texts, results, samples)],
-        solver_tokens=sum(len(s) for s in samples), verifier_tokens=_verifier_tokens(results),
+        solver_tokens=sum(len(s) for s in samples), verifier_tokens=_verifier_tokens(list(judged.values())),
         best_text=texts[pick], best_reward=results[pick].value, stop_reason="done",
     )
 

@@ -22,7 +22,7 @@ import torch
 
 from callbacks import ProblemCallback, RecordWriter, RewardThreshold, RichProblemProgress
 from lightning_latentseek.config import METHODS, DataConfig, SeekConfig
-from lightning_latentseek.llm import FrozenLM, load_llm
+from lightning_latentseek.llm import load_llm, resolve_llm_source
 from lightning_latentseek.methods import METHOD_FUNCTIONS, SolveContext
 from lightning_latentseek.problems import Problem, load_problems_with_errors
 from lightning_latentseek.records import (RESULTS, RUN_CONFIG, build_record, config_hash, finished_records, merge,
@@ -156,6 +156,7 @@ def run(spec: RunSpec) -> dict | None:
     """Solve every problem of `spec` that `output_dir` does not hold yet; returns the summary (rank 0)."""
     if spec.method not in METHODS:
         raise ValueError(f"--method {spec.method!r}: choose one of {', '.join(METHODS)}")
+    resolve_llm_source(spec.model.llm)  # a wrong --model.llm fails before any work
     accelerator = resolve_accelerator(spec.trainer)
     devices = count_devices(spec.trainer, accelerator)
     num_nodes = int(spec.trainer.get("num_nodes") or 1)

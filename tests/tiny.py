@@ -56,3 +56,24 @@ def save_tiny_model(path: Path, arch: str = "llama", seed: int = 0) -> Path:
     tiny_model(arch, seed).save_pretrained(path)
     tiny_tokenizer().save_pretrained(path)
     return path
+
+
+class LengthReward:
+    """A plug-in reward for CLI tests (``--model.reward tiny.LengthReward``): longer answers score higher."""
+
+    def __init__(self, scale: float = 100.0):
+        self.scale = scale
+
+    def __call__(self, problem, answer):
+        from lightning_latentseek.rewards import RewardResult
+
+        return RewardResult(-max(0.0, 1.0 - len(answer) / self.scale), {"length": len(answer)})
+
+
+class ExplodingReward(LengthReward):
+    """Fails on the problem whose id is ``boom`` (a crash in the middle of a run)."""
+
+    def __call__(self, problem, answer):
+        if problem.id == "boom":
+            raise RuntimeError("reward exploded")
+        return super().__call__(problem, answer)

