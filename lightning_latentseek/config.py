@@ -27,7 +27,8 @@ class SeekConfig:
         answer_selection: ``last`` (the paper's rule: the last decoded answer) or ``best`` (highest reward).
         reuse: reuse the continuation and reward of decoded tokens seen before in the same problem.
         verifier_max_new_tokens: cap on each self-reward verifier generation (rows stop at their verdict).
-        format_rule: self-reward only: an answer without ``\\boxed{}`` costs 2 more (of 8 instead of 6).
+        format_rule: self-reward only: an answer not in the prompt's format (``\\boxed{}``, or the JSON
+            "final answer" key) costs 2 more (out of 8 instead of 6).
         n_samples: N for Best-of-N and self-consistency.
         temperature: sampling temperature for Best-of-N and self-consistency.
     """

@@ -9,10 +9,15 @@ normalised string comparison as a cheap sufficient check.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
+import threading
 
 from math_verify import parse, verify
+
+# math_verify warns on every call made without a timeout (worker threads): keep the output clean.
+logging.getLogger("math_verify").setLevel(logging.ERROR)
 
 _BOX_RE = re.compile(r"\\(?:boxed|fbox)\b")
 _JSON_KEY_RE = re.compile(r"""["']?final[ _]answer["']?\s*:\s*""", re.IGNORECASE)
@@ -182,18 +187,19 @@ def _normalize_text(s: str) -> str:
 
 
 def _math_verify(pred: str, truth: str) -> bool:
-    """Symbolic equivalence via math_verify, without its signal-based timeouts.
+    """Symbolic equivalence via math_verify, time-bounded where that is possible.
 
-    The default timeouts use ``signal.alarm``, which raises off the main thread, so they
-    are disabled; the caller must bound the input (extracted answers are short).
+    math_verify's timeouts use ``signal.alarm``, which only works on the main thread: there a
+    pathological answer is cut off after a few seconds; in worker threads they are disabled.
     """
+    timeout = 5 if threading.current_thread() is threading.main_thread() else None
 
-    def parsed(s: str) -> list:
-        return parse(s if "$" in s else f"${s}$", parsing_timeout=None)
+    def parsed(s: str):
+        return parse(s if "$" in s else f"${s}$", parsing_timeout=timeout)
 
     try:
-        return verify(parsed(truth), parsed(pred), timeout_seconds=None)
-    except Exception:  # math_verify/sympy can raise on odd input: treat as not equal
+        return verify(parsed(truth), parsed(pred), timeout_seconds=timeout)
+    except Exception:  # math_verify/sympy can raise on odd input (or time out): treat as not equal
         return False
 
 

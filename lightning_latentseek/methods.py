@@ -89,7 +89,8 @@ def latentseek(problem: Problem, ctx: SolveContext) -> Outcome:
 
 
 def _fit(search: ProblemSearch, latents: torch.Tensor, ctx: SolveContext) -> str:
-    """Run the per-problem Lightning fit; returns why it stopped."""
+    """Run the per-problem Lightning fit; returns why it stopped. A fault inside the fit ends only this
+    problem, which keeps the answers found so far (the run frees memory after an OOM)."""
     module = LatentSeekModule(search, latents, lr=ctx.cfg.lr, optimizer=ctx.cfg.optimizer)
     trainer = ctx.make_trainer()
     try:
@@ -98,6 +99,12 @@ def _fit(search: ProblemSearch, latents: torch.Tensor, ctx: SolveContext) -> str
         return "non_finite"
     except torch.OutOfMemoryError:
         return "out_of_memory"
+    except SystemExit as stop:
+        # Lightning's fit answers Ctrl-C with its own shutdown and sys.exit(1): hand the run its
+        # KeyboardInterrupt back, so it drops this problem and stops cleanly.
+        if isinstance(stop.__context__, KeyboardInterrupt):
+            raise KeyboardInterrupt from stop
+        raise
     if search.reward > ctx.cfg.tau:
         return "reward_above_tau"
     return "max_steps"

@@ -102,21 +102,31 @@ class ResultsWriter:
         self._file.close()
 
 
-def finished_records(out_dir: Path) -> dict[str, dict]:
-    """Every complete record in `out_dir` (merged file and rank files), by problem id."""
+def finished_records(out_dir: Path, config_hash: str) -> dict[str, dict]:
+    """Every complete record of this configuration in `out_dir` (merged file and rank files), by problem id.
+
+    A record of another configuration that slipped in, or a skipped row's record, never counts as
+    finished: that problem is solved again.
+    """
     found: dict[str, dict] = {}
     for path in results_files(out_dir):
         for record in read_records(path):
-            found[str(record["id"])] = record
+            if record.get("config_hash") == config_hash and not record.get("skipped"):
+                found[str(record["id"])] = record
     return found
 
 
-def merge(out_dir: Path, order: Iterable[str]) -> list[dict]:
-    """Write every finished record into results.jsonl in dataset order; drop the rank files."""
-    found = finished_records(out_dir)
+def merge(out_dir: Path, order: Iterable[str], config_hash: str, skipped: Iterable[dict] = (),
+          final: bool = True) -> list[dict]:
+    """Write results.jsonl: the finished records in dataset order, then the `skipped` rows' records.
+
+    `final` drops the rank files once their records are in results.jsonl; otherwise they are kept
+    (a rank may still be appending to its file) and stay part of the results.
+    """
+    found = finished_records(out_dir, config_hash)
     order = list(order)
     position = {pid: i for i, pid in enumerate(order)}
-    records = sorted(found.values(), key=lambda r: position.get(str(r["id"]), len(order)))
+    records = sorted(found.values(), key=lambda r: position.get(str(r["id"]), len(order))) + list(skipped)
     tmp = out_dir / (RESULTS + ".tmp")
     with tmp.open("w", encoding="utf-8") as f:
         for record in records:
@@ -124,8 +134,9 @@ def merge(out_dir: Path, order: Iterable[str]) -> list[dict]:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, out_dir / RESULTS)
-    for path in out_dir.glob("results.rank*.jsonl"):
-        path.unlink()
+    if final:
+        for path in out_dir.glob("results.rank*.jsonl"):
+            path.unlink()
     return records
 
 

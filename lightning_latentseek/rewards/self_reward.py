@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Mapping, Sequence
 
-from lightning_latentseek.grading import extract_boxed
+from lightning_latentseek.grading import extract_boxed, extract_json_answer
 from lightning_latentseek.problems import Problem
 from lightning_latentseek.prompts import VERDICT_MARKER, VERIFIER_CHECKS, VerifierCheck, verifier_messages
 from lightning_latentseek.rewards.base import RewardResult
@@ -108,14 +108,15 @@ class SelfReward:
     or the row hit `max_new_tokens`). With the default checks (weights 2, 1, 2, 1) R is a
     multiple of -1/6, e.g. failing calculation + completeness gives -4/6.
 
-    With ``format_rule=True`` an answer without ``\\boxed{...}`` costs 2 more and the
+    With ``format_rule=True`` an answer whose final answer is not where the solver prompt asked
+    for it (``\\boxed{...}``; the "final answer" key for the JSON prompt) costs 2 more and the
     denominator becomes sum(weights) + 2 (8 for the default checks), so R stays in [-1, 0].
 
     Args:
         llm: the frozen LLM (`FrozenLM`) used as verifier.
-        prompt: the solver prompt style (kept for reference; the verifier prompts do not depend on it).
+        prompt: the solver prompt style (decides what the format rule looks for).
         max_new_tokens: cap on each verifier row; rows stop earlier as soon as their verdict is readable.
-        format_rule: add the ``\\boxed{}`` format penalty (see above).
+        format_rule: add the format penalty (see above).
         checks: the verifier checks, as `VerifierCheck`s or dicts ``{name, weight, instruction}``
             (from YAML ``reward_args``); default `prompts.VERIFIER_CHECKS`.
         marker: the text that introduces the verdict.
@@ -146,6 +147,12 @@ class SelfReward:
         self._memo: dict[tuple[str, str], RewardResult] = {}
         self._memo_problem: str | None = None
 
+    def follows_format(self, answer: str) -> bool:
+        """The format rule: the final answer sits where the solver prompt asked for it
+        (``\\boxed{}`` for the boxed prompt, the "final answer" key for the JSON prompt)."""
+        found = extract_json_answer(answer) if self.prompt == "json" else extract_boxed(answer)
+        return found is not None
+
     def __call__(self, problem: Problem, answer: str) -> RewardResult:
         if problem.id != self._memo_problem:
             self._memo.clear()
@@ -165,12 +172,17 @@ class SelfReward:
                 for check in self.checks]
 
         def stop(row: int, tokens: list[int]) -> bool:
+            # A verdict becomes readable only with the last letter of "true"/"false": skip the
+            # full decode (O(length) per step) unless the newest token holds an "e" (or is odd).
+            newest = self.llm.decode(tokens[-1:]).lower()
+            if newest and "e" not in newest and "\ufffd" not in newest:
+                return False
             return verdict_readable(self.llm.decode(tokens), self.marker)
 
         outputs = self.llm.generate(rows, self.max_new_tokens, stop=stop)
         texts = [self.llm.decode(tokens) for tokens in outputs]
         verdicts = [parse_verdict(text, self.marker) for text in texts]
-        format_ok = extract_boxed(answer) is not None if self.format_rule else None
+        format_ok = self.follows_format(answer) if self.format_rule else None
         value = reward_value(verdicts, [c.weight for c in self.checks], format_ok)
         details = {
             "verdicts": {c.name: v for c, v in zip(self.checks, verdicts)},

@@ -1,0 +1,134 @@
+"""Exact resume: a killed run loses only the problem in flight; finished problems are never solved again."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from lightning_latentseek.cli import main
+from lightning_latentseek.records import read_records
+from lightning_latentseek.solve import ConfigMismatchError
+from tiny import save_tiny_model
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory):
+    return str(save_tiny_model(tmp_path_factory.mktemp("tiny") / "model"))
+
+
+def write_problems(path: Path, n: int) -> Path:
+    path.write_text("".join(json.dumps({"id": f"q{i}", "question": f"What is {i} + 1?", "answer": str(i + 1)}) + "\n"
+                            for i in range(n)))
+    return path
+
+
+def cli_args(model, data, out, *extra) -> list[str]:
+    return ["--model.llm", model, "--model.reward", "psrm", "--model.max_new_tokens", "8", "--model.rho", "0.5",
+            "--data.path", str(data), "--trainer.max_steps", "2", "--trainer.accelerator", "cpu",
+            "--output_dir", str(out), "--progress", "false", *extra]
+
+
+def results(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+
+
+def test_sigkill_then_rerun_solves_each_problem_once(tiny_dir, tmp_path):
+    data = write_problems(tmp_path / "p.jsonl", 4)
+    out = tmp_path / "out"
+    env = {k: v for k, v in os.environ.items() if k not in ("LOCAL_RANK", "WORLD_SIZE", "RANK", "MASTER_PORT")}
+    proc = subprocess.Popen([sys.executable, "train_free.py", *cli_args(tiny_dir, data, out)], cwd=ROOT,
+                            env={**env, "OMP_NUM_THREADS": "1"}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 300
+        while not read_records(out / "results.jsonl"):
+            assert proc.poll() is None and time.monotonic() < deadline, "the run ended before a record appeared"
+            time.sleep(0.05)
+    finally:
+        proc.kill()
+        proc.wait()
+    finished = {r["id"]: r for r in read_records(out / "results.jsonl")}
+    assert 0 < len(finished) < 4
+
+    main(cli_args(tiny_dir, data, out))
+
+    records = results(out)
+    assert [r["id"] for r in records] == ["q0", "q1", "q2", "q3"]
+    for record in records:
+        if record["id"] in finished:
+            assert record == finished[record["id"]]  # the same record (same `seconds`): not solved again
+
+
+def test_torn_line_and_foreign_records_are_solved_again(tiny_dir, tmp_path):
+    data = write_problems(tmp_path / "p.jsonl", 3)
+    out = tmp_path / "out"
+    main(cli_args(tiny_dir, data, out))
+    first, second, third = (out / "results.jsonl").read_text().splitlines(keepends=True)
+    foreign = json.loads(second) | {"config_hash": "0" * 16}  # a record of another configuration slipped in
+    (out / "results.jsonl").write_text(first + json.dumps(foreign) + "\n" + third[: len(third) // 2])  # torn
+
+    main(cli_args(tiny_dir, data, out))
+
+    records = results(out)
+    assert [r["id"] for r in records] == ["q0", "q1", "q2"]
+    assert records[0] == json.loads(first)
+    assert records[1]["seconds"] != foreign["seconds"] and records[2]["seconds"] != json.loads(third)["seconds"]
+    assert {r["config_hash"] for r in records} == {json.loads(first)["config_hash"]}
+
+
+def test_config_change_is_refused_unless_overwrite(tiny_dir, tmp_path):
+    data = write_problems(tmp_path / "p.jsonl", 1)
+    out = tmp_path / "out"
+    main(cli_args(tiny_dir, data, out))
+    before = results(out)
+
+    with pytest.raises(ConfigMismatchError, match=r"changed: model\.lr, model\.tau.*--overwrite"):
+        main(cli_args(tiny_dir, data, out, "--model.lr", "0.1", "--model.tau", "-0.5"))
+    assert results(out) == before
+
+    main(cli_args(tiny_dir, data, out, "--model.lr", "0.1", "--overwrite", "true"))
+    after = results(out)
+    assert [r["id"] for r in after] == ["q0"] and after[0]["config_hash"] != before[0]["config_hash"]
+    main(cli_args(tiny_dir, data, out, "--model.lr", "0.1"))  # the same command again: nothing left to do
+    assert results(out) == after
+
+
+def test_interrupted_two_ranks_resume_on_one(tiny_dir, tmp_path):
+    """Ctrl-C reaching rank 0 only: it passes it on to rank 1, both drop their problem in flight, rank 0
+    writes what finished and exits 130; the rank files stay for the resume, here on one device."""
+    data = write_problems(tmp_path / "p.jsonl", 6)
+    out = tmp_path / "out"
+    env = {k: v for k, v in os.environ.items() if k not in ("LOCAL_RANK", "WORLD_SIZE", "RANK", "MASTER_PORT")}
+    proc = subprocess.Popen([sys.executable, "train_free.py", *cli_args(tiny_dir, data, out, "--trainer.devices", "2")],
+                            cwd=ROOT, env={**env, "OMP_NUM_THREADS": "1"}, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    rank_files = [out / "results.rank0.jsonl", out / "results.rank1.jsonl"]
+    deadline = time.monotonic() + 300
+    while not all(read_records(path) for path in rank_files):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1][-3000:]
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    stderr = proc.communicate(timeout=120)[1]
+
+    assert proc.returncode == 130, stderr[-3000:]
+    shards = [[r["id"] for r in read_records(path)] for path in rank_files]
+    assert set(shards[0]) <= {"q0", "q2", "q4"} and set(shards[1]) <= {"q1", "q3", "q5"}  # problem i -> rank i % 2
+    finished = {r["id"]: r for path in rank_files for r in read_records(path)}
+    assert [r["id"] for r in results(out)] == [f"q{i}" for i in range(6) if f"q{i}" in finished]
+    assert json.loads((out / "summary.json").read_text())["n"] == len(finished)
+    assert not (out / "results.jsonl.tmp").exists()
+
+    main(cli_args(tiny_dir, data, out))
+
+    records = results(out)
+    assert [r["id"] for r in records] == [f"q{i}" for i in range(6)]
+    assert all(record == finished[record["id"]] for record in records if record["id"] in finished)
+    assert not list(out.glob("results.rank*.jsonl"))
