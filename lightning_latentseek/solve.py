@@ -130,7 +130,8 @@ def join_ranks(rank: Rank):
 
     url = f"tcp://{rank.address}:{rank.port}?rank={rank.rank}&world_size={rank.world}"
     store, _, _ = next(dist.rendezvous(url, timeout=JOIN_TIMEOUT))  # reuses torchrun's agent store if any
-    store = dist.PrefixStore("lightning-latentseek", store)
+    # torchrun's agent store outlives restarted workers: keep each attempt's keys apart
+    store = dist.PrefixStore(f"lightning-latentseek/{os.environ.get('TORCHELASTIC_RESTART_COUNT', 0)}", store)
     if rank.rank == 0:
         store.set("ready", "1")
     else:
@@ -213,6 +214,8 @@ def run(spec: RunSpec) -> dict | None:
     rank = detect_rank(devices, num_nodes)
     if rank.rank == 0:
         prepare_output_dir(out_dir, spec)
+        for error in bad_rows:
+            print(f"Skipping a malformed row: {error}", file=sys.stderr)
     children = []
     if rank.needs_launch:
         children = launch_ranks(devices, num_nodes)
@@ -223,24 +226,20 @@ def run(spec: RunSpec) -> dict | None:
     shard = [p for i, p in enumerate(problems) if i % rank.world == rank.rank and str(p.id) not in done]
     try:
         solve_shard(spec, shard, rank, accelerator, out_dir, digest)
+        unfinished = wait_for_all_ranks(store, rank, children) if rank.rank == 0 else {}
         interrupted = False
     except KeyboardInterrupt:
-        interrupted = True
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # more Ctrl-C presses must not cut the shutdown short
+        interrupted, unfinished = True, {}
+        stop_children(children)  # ranks on other nodes get Ctrl-C from torchrun/srun; they are not awaited
     except BaseException:
         stop_children(children)
         raise
     if rank.rank > 0:
-        if store is not None:
-            store.set(f"end/{rank.rank}", "interrupted" if interrupted else "done")
+        store.set(f"end/{rank.rank}", "interrupted" if interrupted else "done")
         if interrupted:
             raise SystemExit(130)
         return None
-    if interrupted:
-        stop_children(children)
-        unfinished = {}
-    else:
-        unfinished = wait_for_all_ranks(store, rank, children) if store is not None else {}
     summary = finish(out_dir, spec, problems, bad_rows, digest, final=not (interrupted or unfinished))
     if interrupted or unfinished:
         stopped = ", ".join(f"rank {r}: {why}" for r, why in sorted(unfinished.items())) or "interrupted"

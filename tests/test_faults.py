@@ -1,0 +1,145 @@
+"""Faults inside one problem (non-finite latents, out of memory) end only that problem; Ctrl-C ends the
+run cleanly: the problem in flight is dropped, what finished is written, the exit code is 130."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from lightning_latentseek import solve
+from lightning_latentseek.cli import main
+from lightning_latentseek.llm import FrozenLM
+from lightning_latentseek.records import read_records
+from tiny import save_tiny_model
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory):
+    return str(save_tiny_model(tmp_path_factory.mktemp("tiny") / "model"))
+
+
+def write_problems(path: Path, ids: list[str]) -> Path:
+    path.write_text("".join(json.dumps({"id": i, "question": f"Problem {i}: what is 1 + 1?", "answer": "2"}) + "\n"
+                            for i in ids))
+    return path
+
+
+def cli_args(model, data, out, *extra) -> list[str]:
+    return ["--model.llm", model, "--model.reward", "psrm", "--model.max_new_tokens", "8", "--model.rho", "0.5",
+            "--model.reuse", "false", "--data.path", str(data), "--trainer.max_steps", "2",
+            "--trainer.accelerator", "cpu", "--output_dir", str(out), "--progress", "false", *extra]
+
+
+def results(out: Path) -> dict[str, dict]:
+    return {r["id"]: r for r in map(json.loads, (out / "results.jsonl").read_text().splitlines())}
+
+
+def problem_of(llm: FrozenLM, prompt_ids) -> str:
+    """The id of the problem whose prompt this is (questions read "Problem <id>: ...")."""
+    return llm.decode(prompt_ids).split("Problem ", 1)[1].split(":", 1)[0]
+
+
+def test_faults_end_only_their_problem(tiny_dir, tmp_path, monkeypatch):
+    cot, continue_greedy = FrozenLM.cot, FrozenLM.continue_greedy
+    continued: list[str] = []
+
+    def faulty_cot(self, prompt_ids, max_new_tokens):
+        problem = problem_of(self, prompt_ids)
+        if problem == "oom-cot":
+            raise torch.OutOfMemoryError("CUDA out of memory (injected)")
+        result = cot(self, prompt_ids, max_new_tokens)
+        if problem in ("nan", "inf"):  # the latents the fit starts from are not finite
+            result.latents[0, 0] = float(problem)
+        return result
+
+    def continue_out_of_memory(self, prompt, prefix, max_new_tokens):
+        continued.append(problem_of(self, prompt.ids))
+        if continued[-1] == "oom-fit" and continued.count("oom-fit") == 2:  # the second iteration of that problem runs out of memory
+            raise torch.OutOfMemoryError("CUDA out of memory (injected)")
+        return continue_greedy(self, prompt, prefix, max_new_tokens)
+
+    releases = []
+    monkeypatch.setattr(FrozenLM, "cot", faulty_cot)
+    monkeypatch.setattr(FrozenLM, "continue_greedy", continue_out_of_memory)
+    monkeypatch.setattr(solve, "release_memory", lambda: releases.append(1))
+    data = write_problems(tmp_path / "p.jsonl", ["nan", "inf", "oom-fit", "oom-cot", "ok"])
+
+    summary = main(cli_args(tiny_dir, data, tmp_path / "out"))
+
+    records = results(tmp_path / "out")
+    for key in ("nan", "inf"):  # the CoT is the best answer so far
+        assert records[key]["stop_reason"] == "non_finite"
+        assert records[key]["iterations"] == 0 and records[key]["text"] == records[key]["cot_text"]
+    assert records["oom-fit"]["stop_reason"] == "out_of_memory"
+    assert records["oom-fit"]["iterations"] == 1  # keeps the answer of the iteration that completed
+    assert records["oom-fit"]["text"] == records["oom-fit"]["trajectory"][1]["text"]
+    assert records["oom-cot"]["stop_reason"] == "out_of_memory" and records["oom-cot"]["text"] == ""
+    assert records["ok"]["stop_reason"] == "max_steps" and records["ok"]["iterations"] == 2
+    assert summary["n"] == 5 and summary["stop_reasons"]["out_of_memory"] == 2
+    assert len(releases) == 2  # memory freed after each out-of-memory problem
+
+
+@pytest.mark.parametrize("where", ["cot", "continue_greedy"])  # outside and inside Lightning's fit
+def test_ctrl_c_in_process(tiny_dir, tmp_path, monkeypatch, where):
+    original = getattr(FrozenLM, where)
+
+    def interrupted(self, *args):
+        if problem_of(self, args[0] if where == "cot" else args[0].ids) == "b":
+            raise KeyboardInterrupt
+        return original(self, *args)
+
+    monkeypatch.setattr(FrozenLM, where, interrupted)
+    data = write_problems(tmp_path / "p.jsonl", ["a", "b", "c"])
+    handler = signal.getsignal(signal.SIGINT)
+    try:
+        with pytest.raises(SystemExit) as stop:
+            main(cli_args(tiny_dir, data, tmp_path / "out"))
+    finally:
+        signal.signal(signal.SIGINT, handler)  # the run (and Lightning) ignore further Ctrl-C while shutting down
+    assert stop.value.code == 130
+    assert list(results(tmp_path / "out")) == ["a"]  # "b" was in flight: not written
+    assert json.loads((tmp_path / "out" / "summary.json").read_text())["n"] == 1
+
+
+def test_ctrl_c_two_ranks_then_resume_on_one(tiny_dir, tmp_path):
+    """SIGINT reaching rank 0 only: it passes it on to rank 1, both drop their problem in flight, rank 0
+    writes what finished and exits 130; the rank files stay for the resume, here on one device (2 -> 1)."""
+    ids = [f"q{i}" for i in range(6)]
+    data = write_problems(tmp_path / "p.jsonl", ids)
+    out = tmp_path / "out"
+    env = {k: v for k, v in os.environ.items() if k not in ("LOCAL_RANK", "WORLD_SIZE", "RANK", "MASTER_PORT")}
+    proc = subprocess.Popen([sys.executable, "train_free.py", *cli_args(tiny_dir, data, out, "--trainer.devices", "2")],
+                            cwd=ROOT, env={**env, "OMP_NUM_THREADS": "1"}, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    rank_files = [out / "results.rank0.jsonl", out / "results.rank1.jsonl"]
+    deadline = time.monotonic() + 300
+    while not any(read_records(path) for path in rank_files):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1][-3000:]
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    stderr = proc.communicate(timeout=120)[1]
+
+    assert proc.returncode == 130, stderr[-3000:]
+    shards = [[r["id"] for r in read_records(path)] for path in rank_files]
+    assert set(shards[0]) <= {"q0", "q2", "q4"} and set(shards[1]) <= {"q1", "q3", "q5"}  # problem i -> rank i % 2
+    finished = {r["id"]: r for path in rank_files for r in read_records(path)}
+    assert list(results(out)) == [i for i in ids if i in finished]
+    assert json.loads((out / "summary.json").read_text())["n"] == len(finished) < len(ids)
+    assert not (out / "results.jsonl.tmp").exists()
+
+    main(cli_args(tiny_dir, data, out))
+
+    records = results(out)
+    assert list(records) == ids
+    assert all(records[i] == finished[i] for i in finished)  # finished problems were not solved again
+    assert not list(out.glob("results.rank*.jsonl"))
