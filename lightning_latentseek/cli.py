@@ -57,7 +57,10 @@ class LatentSeekCLI(LightningCLI):
 
 
 def main(args: list[str] | None = None) -> dict | None:
-    """Parse `args` (sys.argv when None), run, and return the summary (None on ranks > 0)."""
+    """Parse `args` (sys.argv when None), run, and return the summary (None on ranks > 0).
+
+    After Ctrl-C it raises ``SystemExit(130)`` once the finished records and their summary are written.
+    """
     quiet_lightning()
     return run(LatentSeekCLI(args=args).run_spec())
 

@@ -44,7 +44,13 @@ class Problem:
 
 
 class ProblemDataError(ValueError):
-    """Bad problem data or data options; the message names the file, line/row and field."""
+    """Bad problem data or data options; the message names the file, line/row and field.
+
+    ``location`` is the bad row's place in its source (``"line 3"``, ``"row 2"``) when the error
+    is about one row, else None.
+    """
+
+    location: str | None = None
 
 
 # A record source yields (meta, record) pairs; a record that could not even be parsed
@@ -203,8 +209,9 @@ def load_problems_with_errors(
     ``name`` picks the default fields, default path and ground-truth rule; ``path`` is a
     local ``.jsonl``/``.json``/``.parquet`` file or a Hugging Face Hub dataset id (loaded
     with ``split``). Fields left as None use the dataset defaults. With
-    ``on_error="raise"`` the first bad row raises; with ``"skip"`` bad rows (including
-    duplicate ids) are skipped, keep their row index, and are returned as errors.
+    ``on_error="raise"`` the first bad row raises; with ``"skip"`` bad rows are skipped,
+    keep their row index, and are returned as errors (with their ``location``). Duplicate ids
+    are always refused.
     ``problems[start:start + limit]`` is returned; an empty result raises.
     """
     if name not in DATASETS:
@@ -236,14 +243,15 @@ def load_problems_with_errors(
                 id_field or default_id,
                 id_required=id_field is not None,
             )
-            if problem.id in first_seen:
-                first = _location(first_seen[problem.id])
-                raise ProblemDataError(f"{source}: duplicate id {problem.id!r} ({first} and {_location(meta)})")
         except ProblemDataError as err:
+            err.location = _location(meta)
             if on_error == "raise":
                 raise
             errors.append(err)
             continue
+        if problem.id in first_seen:  # refused even with on_error="skip": results are keyed by id
+            first = _location(first_seen[problem.id])
+            raise ProblemDataError(f"{source}: duplicate id {problem.id!r} ({first} and {_location(meta)})")
         first_seen[problem.id] = meta
         problems.append(problem)
 

@@ -29,10 +29,18 @@ def build_record(problem: Problem, outcome: Outcome, prompt: str, seconds: float
         pred = extract_answer(text, prompt)
         return pred, grade(pred, problem.answer)
 
+    def entry(step: dict) -> dict:
+        details = step.get("reward_details")
+        compact = {**step, "reward_details": _compact(details)} if details else step
+        return {**compact, **dict(zip(("pred", "correct"), graded(step["text"])))}
+
     pred, correct = graded(outcome.text)
     cot_pred, cot_correct = graded(outcome.cot_text)
-    trajectory = [{**step, **dict(zip(("pred", "correct"), graded(step["text"])))} for step in outcome.trajectory]
-    samples = [{**s, **dict(zip(("pred", "correct"), graded(s["text"])))} for s in outcome.samples]
+    trajectory = [entry(step) for step in outcome.trajectory]
+    samples = [entry(s) for s in outcome.samples]
+    # unreadable verifier verdicts, once per distinct judged answer
+    judged = {step["text"]: step["reward_details"] for step in trajectory + samples if step.get("reward_details")}
+    verdict_failures = sum(d.get("verdict_failures", 0) for d in judged.values())
     return {
         "id": problem.id, "method": outcome.method, "question": problem.question,
         "ground_truth": problem.answer,
@@ -41,10 +49,22 @@ def build_record(problem: Problem, outcome: Outcome, prompt: str, seconds: float
         "rewards": outcome.rewards, "iterations": outcome.iterations, "n_latents": outcome.n_latents,
         "cot_tokens": outcome.cot_tokens, "tokens": outcome.tokens,
         "solver_tokens": outcome.solver_tokens, "verifier_tokens": outcome.verifier_tokens,
+        "verdict_failures": verdict_failures,
         "best_text": outcome.best_text, "best_reward": outcome.best_reward,
         "seconds": round(seconds, 3), "stop_reason": outcome.stop_reason, "hit_cap": outcome.hit_cap,
         "trajectory": trajectory, "samples": samples, "config_hash": config_hash,
     }
+
+
+VERIFIER_TAIL = 240  # characters of each verifier response kept in records (where the verdict is)
+
+
+def _compact(details: dict) -> dict:
+    """Reward details for a record: verifier responses cut to their last characters."""
+    texts = details.get("verifier_texts")
+    if not texts:
+        return details
+    return {**details, "verifier_texts": {name: text[-VERIFIER_TAIL:] for name, text in texts.items()}}
 
 
 def config_hash(result_config: dict) -> str:

@@ -12,7 +12,6 @@ import datetime
 import gc
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -225,7 +224,7 @@ def run(spec: RunSpec) -> dict | None:
     done = finished_records(out_dir, digest)
     shard = [p for i, p in enumerate(problems) if i % rank.world == rank.rank and str(p.id) not in done]
     try:
-        solve_shard(spec, shard, rank, accelerator, out_dir, digest)
+        solve_shard(spec, shard, rank, accelerator, devices, out_dir, digest)
         unfinished = wait_for_all_ranks(store, rank, children) if rank.rank == 0 else {}
         interrupted = False
     except KeyboardInterrupt:
@@ -249,10 +248,15 @@ def run(spec: RunSpec) -> dict | None:
     return summary
 
 
-def solve_shard(spec: RunSpec, shard: list[Problem], rank: Rank, accelerator: str, out_dir: Path, digest: str) -> None:
+def solve_shard(spec: RunSpec, shard: list[Problem], rank: Rank, accelerator: str, local_ranks: int, out_dir: Path,
+                digest: str) -> None:
     """Solve this rank's problems in order, appending each finished record to this rank's results file."""
     precision, dtype = resolve_precision(spec.trainer, accelerator)
-    device = torch.device(f"cuda:{rank.local_rank}") if accelerator == "cuda" else torch.device(accelerator)
+    listed = spec.trainer.get("devices")
+    index = listed[rank.local_rank] if isinstance(listed, (list, tuple)) else rank.local_rank
+    device = torch.device(f"cuda:{index}") if accelerator == "cuda" else torch.device(accelerator)
+    if accelerator == "cpu" and local_ranks > 1:  # CPU ranks of one node share its cores
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // local_ranks))
     results_path = out_dir / (RESULTS if rank.world == 1 else f"results.rank{rank.rank}.jsonl")
     problem_callbacks: list[ProblemCallback] = [RecordWriter(results_path)]
     if spec.progress and rank.rank == 0:
@@ -268,7 +272,7 @@ def solve_shard(spec: RunSpec, shard: list[Problem], rank: Rank, accelerator: st
         reward = None if spec.method in ("cot", "sc") else build_reward(
             spec.model.reward, llm=llm, prompt=spec.model.prompt, args=spec.model.reward_args,
             verifier_max_new_tokens=spec.model.verifier_max_new_tokens, format_rule=spec.model.format_rule)
-        trainer_kwargs = per_problem_trainer_kwargs(spec.trainer, accelerator, rank, precision)
+        trainer_kwargs = per_problem_trainer_kwargs(spec.trainer, accelerator, index, precision)
         solve = METHOD_FUNCTIONS[spec.method]
         for index, problem in enumerate(shard):
             for cb in problem_callbacks:
@@ -293,12 +297,12 @@ def solve_shard(spec: RunSpec, shard: list[Problem], rank: Rank, accelerator: st
             cb.on_run_end()
 
 
-def per_problem_trainer_kwargs(trainer_cfg: dict, accelerator: str, rank: Rank, precision: str) -> dict:
-    """The run's --trainer.* options turned into one problem's single-device Trainer."""
+def per_problem_trainer_kwargs(trainer_cfg: dict, accelerator: str, device_index: int, precision: str) -> dict:
+    """The run's --trainer.* options turned into one problem's single-device Trainer (no DDP)."""
     kwargs = {k: v for k, v in trainer_cfg.items() if k not in RUN_ONLY_TRAINER_KEYS and k != "callbacks"}
     kwargs.update(FIT_FLAGS)
     kwargs["accelerator"] = accelerator
-    kwargs["devices"] = [rank.local_rank] if accelerator == "cuda" else 1
+    kwargs["devices"] = [device_index] if accelerator == "cuda" else 1
     kwargs["precision"] = precision
     kwargs["max_steps"] = kwargs.get("max_steps") if (kwargs.get("max_steps") or -1) >= 0 else 10
     kwargs.setdefault("logger", False)
@@ -364,17 +368,13 @@ def finish(out_dir: Path, spec: RunSpec, problems: list[Problem], bad_rows: list
     return summary
 
 
-# "<file>, line 3: ..." for a bad row, "<file>: duplicate id 'x' (line 1 and line 3)" for a duplicate.
-_BAD_ROW = re.compile(r"(?:, | and )((?:line|row) \d+)[:)]")
-
-
 def skipped_record(error: ProblemDataError) -> dict:
     """The record of a malformed row skipped with --data.on_error skip: counted apart, never solved.
 
     Its id is the row's place in the file (``line 3``; ``row 2`` for JSON/Parquet), so it can never
     be taken for a problem's id; it is made afresh from the data at every merge, not resumed.
     """
-    return {"id": _BAD_ROW.search(str(error)).group(1), "skipped": True, "error": str(error)}
+    return {"id": error.location, "skipped": True, "error": str(error)}
 
 
 def release_memory() -> None:

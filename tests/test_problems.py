@@ -181,17 +181,23 @@ def test_skip_reports_errors_and_keeps_ids_stable(tmp_path: Path) -> None:
             {"question": "a", "answer": "1"},
             "{broken",
             {"question": "c"},
-            {"question": "d", "answer": "4", "id": "0"},  # duplicates the index id of row 0
             {"question": "e", "answer": "5"},
         ],
     )
     problems, errors = load_problems_with_errors("jsonl", path, on_error="skip")
-    assert [(p.id, p.question) for p in problems] == [("0", "a"), ("4", "e")]
-    assert [str(e).split(": ")[0] for e in errors] == [f"{path}, line 2", f"{path}, line 3", path]
-    assert "duplicate id '0' (line 1 and line 4)" in str(errors[2])
+    assert [(p.id, p.question) for p in problems] == [("0", "a"), ("3", "e")]
+    assert [str(e).split(": ")[0] for e in errors] == [f"{path}, line 2", f"{path}, line 3"]
+    assert [e.location for e in errors] == ["line 2", "line 3"]
     assert load_problems("jsonl", path, on_error="skip") == problems
     with pytest.raises(ProblemDataError, match="line 2"):
         load_problems_with_errors("jsonl", path)
+
+
+def test_duplicate_ids_are_refused_even_when_skipping(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "d.jsonl", [{"question": "a", "answer": "1"},
+                                              {"question": "d", "answer": "4", "id": "0"}])  # row 0's index id
+    with pytest.raises(ProblemDataError, match=r"duplicate id '0' \(line 1 and line 2\)"):
+        load_problems_with_errors("jsonl", path, on_error="skip")
 
 
 def test_skip_with_only_bad_rows_raises(tmp_path: Path) -> None:
