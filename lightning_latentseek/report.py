@@ -48,12 +48,15 @@ def print_table(runs: list[tuple[str, dict]]) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    console = Console()
+    if not console.is_terminal:  # logs and pipes: do not squeeze the table into 80 columns
+        console = Console(width=160)
     table = Table(title="lightning-latentseek")
     for title, _ in COLUMNS:
-        table.add_column(title)
+        table.add_column(title, no_wrap=True)
     for row in rows(runs):
         table.add_row(*row)
-    Console().print(table)
+    console.print(table)
 
 
 def plot_accuracy_vs_iteration(runs: list[tuple[str, dict]], path: Path) -> Path:
