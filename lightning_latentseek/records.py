@@ -6,6 +6,7 @@ import hashlib
 import json
 import math
 import os
+import time
 from pathlib import Path
 from typing import Iterable
 
@@ -51,7 +52,7 @@ def build_record(problem: Problem, outcome: Outcome, prompt: str, seconds: float
         "solver_tokens": outcome.solver_tokens, "verifier_tokens": outcome.verifier_tokens,
         "verdict_failures": verdict_failures,
         "best_text": outcome.best_text, "best_reward": outcome.best_reward,
-        "seconds": round(seconds, 3), "stop_reason": outcome.stop_reason, "hit_cap": outcome.hit_cap,
+        "seconds": round(seconds, 3), "finished_at": time.time(), "stop_reason": outcome.stop_reason, "hit_cap": outcome.hit_cap,
         "trajectory": trajectory, "samples": samples, "config_hash": config_hash,
     }
 
