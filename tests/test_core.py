@@ -242,3 +242,15 @@ def test_reuse_gives_the_same_answers_when_tokens_change(llama):
     off = solve(llama, ScriptedReward([-1.0]), max_steps=5, lr=0.5, reuse=False)
     assert [s["text"] for s in on.trajectory] == [s["text"] for s in off.trajectory]
     assert len({s["text"] for s in on.trajectory}) > 1  # the latents did change the answer
+
+
+def test_drafted_continuation_is_the_greedy_one(llm):
+    """Prompt-lookup drafts (earlier answers, junk, self-repeats) never change the greedy continuation."""
+    prompt_ids = solver_prompt_ids(SolveContext(llm, None, SeekConfig()), PROBLEM)
+    prompt = llm.prefill(prompt_ids)
+    earlier = full_forward_greedy(llm, prompt_ids, 24)
+    expected = full_forward_greedy(llm, prompt_ids + earlier[:3], 21)
+    for drafts in ([earlier], [[5, 6, 7, 8] * 6], [earlier[4:] + earlier, earlier[::-1]]):
+        tokens, _ = llm.continue_greedy(prompt, earlier[:3], 21, drafts=drafts)
+        assert tokens == expected
+        assert prompt.cache.get_seq_length() == len(prompt_ids)
