@@ -8,7 +8,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from tiny import tiny_llm  # noqa: E402
+from tiny import save_tiny_model, tiny_llm  # noqa: E402
 
 # Tiny models run fastest on one thread (and do not fight other processes for the cores);
 # the real-model test asks for more threads itself.
@@ -24,6 +24,12 @@ def llm(request):
 @pytest.fixture
 def llama():
     return tiny_llm("llama")
+
+
+@pytest.fixture(scope="session")
+def tiny_dir(tmp_path_factory):
+    """A tiny random model directory, usable as --model.llm DIR (written once per test session)."""
+    return str(save_tiny_model(tmp_path_factory.mktemp("tiny") / "model"))
 
 
 @pytest.fixture

@@ -12,17 +12,11 @@ from lightning_latentseek.cli import main
 from lightning_latentseek.grading import extract_answer, grade
 from lightning_latentseek.llm import LLMLoadError
 from lightning_latentseek.problems import ProblemDataError
-from tiny import save_tiny_model
 
 ROOT = Path(__file__).resolve().parents[1]
 RECORD_FIELDS = {"id", "question", "ground_truth", "cot_text", "cot_pred", "cot_correct", "text", "pred", "correct",
                  "rewards", "iterations", "n_latents", "cot_tokens", "tokens", "seconds", "stop_reason"}
 SUMMARY_FIELDS = {"n", "cot_accuracy", "accuracy", "mean_iterations", "seconds_per_problem", "config"}
-
-
-@pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory):
-    return str(save_tiny_model(tmp_path_factory.mktemp("tiny") / "model"))
 
 
 def write_jsonl(path: Path, rows) -> str:

@@ -18,14 +18,9 @@ from lightning_latentseek import solve
 from lightning_latentseek.cli import main
 from lightning_latentseek.llm import FrozenLM
 from lightning_latentseek.records import read_records
-from tiny import save_tiny_model
+from tiny import cli_args as tiny_cli_args
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory):
-    return str(save_tiny_model(tmp_path_factory.mktemp("tiny") / "model"))
 
 
 def write_problems(path: Path, ids: list[str]) -> Path:
@@ -35,9 +30,7 @@ def write_problems(path: Path, ids: list[str]) -> Path:
 
 
 def cli_args(model, data, out, *extra) -> list[str]:
-    return ["--model.llm", model, "--model.reward", "psrm", "--model.max_new_tokens", "8", "--model.rho", "0.5",
-            "--model.reuse", "false", "--data.path", str(data), "--trainer.max_steps", "2",
-            "--trainer.accelerator", "cpu", "--output_dir", str(out), "--progress", "false", *extra]
+    return tiny_cli_args(model, data, out, "--model.reuse", "false", *extra)
 
 
 def results(out: Path) -> dict[str, dict]:

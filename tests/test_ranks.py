@@ -13,7 +13,7 @@ import pytest
 
 from lightning_latentseek.cli import main
 from lightning_latentseek.solve import Rank, detect_rank
-from tiny import save_tiny_model
+from tiny import cli_args, write_problems
 
 ROOT = Path(__file__).resolve().parents[1]
 # Launcher variables a test must neither inherit nor leak.
@@ -21,22 +21,6 @@ RANK_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "NODE_RANK"
              "MASTER_PORT", "TORCHELASTIC_RUN_ID", "SLURM_NTASKS", "SLURM_PROCID", "SLURM_LOCALID", "SLURM_NODEID",
              "SLURM_NTASKS_PER_NODE", "SLURM_NODELIST", "SLURM_JOB_ID", "SLURM_JOB_NAME")
 
-
-@pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory):
-    return str(save_tiny_model(tmp_path_factory.mktemp("tiny") / "model"))
-
-
-def write_problems(path: Path, n: int) -> Path:
-    path.write_text("".join(json.dumps({"id": f"q{i}", "question": f"What is {i} + 1?", "answer": str(i + 1)}) + "\n"
-                            for i in range(n)))
-    return path
-
-
-def cli_args(model, data, out, *extra) -> list[str]:
-    return ["--model.llm", model, "--model.reward", "psrm", "--model.max_new_tokens", "8", "--model.rho", "0.5",
-            "--data.path", str(data), "--trainer.max_steps", "2", "--trainer.accelerator", "cpu",
-            "--output_dir", str(out), "--progress", "false", *extra]
 
 
 def subprocess_env(**extra) -> dict:

@@ -14,26 +14,10 @@ import pytest
 from lightning_latentseek.cli import main
 from lightning_latentseek.records import read_records
 from lightning_latentseek.solve import ConfigMismatchError
-from tiny import save_tiny_model
+from tiny import cli_args, write_problems
 
 ROOT = Path(__file__).resolve().parents[1]
 
-
-@pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory):
-    return str(save_tiny_model(tmp_path_factory.mktemp("tiny") / "model"))
-
-
-def write_problems(path: Path, n: int) -> Path:
-    path.write_text("".join(json.dumps({"id": f"q{i}", "question": f"What is {i} + 1?", "answer": str(i + 1)}) + "\n"
-                            for i in range(n)))
-    return path
-
-
-def cli_args(model, data, out, *extra) -> list[str]:
-    return ["--model.llm", model, "--model.reward", "psrm", "--model.max_new_tokens", "8", "--model.rho", "0.5",
-            "--data.path", str(data), "--trainer.max_steps", "2", "--trainer.accelerator", "cpu",
-            "--output_dir", str(out), "--progress", "false", *extra]
 
 
 def results(out: Path) -> list[dict]:

@@ -3,6 +3,7 @@ template and a random Llama or Qwen2 causal LM of a few thousand parameters."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import torch
@@ -77,3 +78,17 @@ class ExplodingReward(LengthReward):
         if problem.id == "boom":
             raise RuntimeError("reward exploded")
         return super().__call__(problem, answer)
+
+
+def write_problems(path: Path, n: int) -> Path:
+    """A JSONL file of n problems q0..q{n-1} ("What is i + 1?")."""
+    path.write_text("".join(json.dumps({"id": f"q{i}", "question": f"What is {i} + 1?", "answer": str(i + 1)}) + "\n"
+                            for i in range(n)))
+    return path
+
+
+def cli_args(model, data, out, *extra) -> list[str]:
+    """A fast command line on a tiny model directory: PSRM, 8-token answers, K=2, CPU, no progress display."""
+    return ["--model.llm", model, "--model.reward", "psrm", "--model.max_new_tokens", "8", "--model.rho", "0.5",
+            "--data.path", str(data), "--trainer.max_steps", "2", "--trainer.accelerator", "cpu",
+            "--output_dir", str(out), "--progress", "false", *extra]
