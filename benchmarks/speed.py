@@ -6,7 +6,8 @@
     python benchmarks/speed.py --random-7b          # GPU only: Qwen2.5-7B-sized random model, bf16
 
 (a) the reference: a plain re-implementation of the original LatentSeek loop (arXiv 2505.13308):
-    CoT by greedy decoding keeping the hidden states (HF `generate(output_hidden_states=True)`);
+    CoT by greedy decoding that re-runs the WHOLE sequence through `model.model` for every new
+    token (no KV cache), keeping the hidden states, as the original's `original_generation` does;
     then per iteration: loss = -R * sum_t log softmax(lm_head(z_t))[argmax], Adam step on z,
     argmax decode, greedy continuation by re-running the WHOLE sequence through `model.model`
     for every new token (no KV cache), reward. It regenerates and re-judges even when the decoded
@@ -177,11 +178,20 @@ def reference_latentseek(llm, problem, reward, cfg, max_steps: int, clock: Clock
         result.judgements.append(details)
         return value
 
-    # CoT, keeping z_t = the last layer's (final-normed) hidden state that produced x_t
-    with clock("cot"):
-        out = hf_generate(llm, prompt, cfg.max_new_tokens, output_hidden_states=True, return_dict_in_generate=True)
-        cot_tokens = out.sequences[0, len(prompt):].tolist()
-        hidden = torch.cat([step[-1][:, -1] for step in out.hidden_states])[:len(cot_tokens)]
+    # CoT as the original's `original_generation`: the whole sequence through `model.model` for every
+    # new token (no KV cache), keeping z_t = the last layer's (final-normed) hidden state that produced x_t
+    with clock("cot"), torch.no_grad():
+        sequence, cot_tokens, states_kept = list(prompt), [], []
+        while len(cot_tokens) < cfg.max_new_tokens:
+            states = model.model(input_ids=torch.tensor([sequence], device=llm.device), use_cache=False)
+            z_t = states.last_hidden_state[:, -1]
+            token = int(lm_head(z_t).argmax(-1))
+            states_kept.append(z_t)
+            cot_tokens.append(token)
+            sequence.append(token)
+            if token in eos:
+                break
+        hidden = torch.cat(states_kept)
     result = RefResult(cot_tokens)
     result.answers.append(cot_tokens)
     result.texts.append(llm.decode(cot_tokens))
@@ -389,7 +399,7 @@ def compare_drafts(llm, problems, args, trainer_kwargs: dict, cuda: bool) -> Non
     totals = {"off": {}, "on": {}}
     different = 0
     for reward_name in args.rewards:
-        cfg = SeekConfig(llm=args.llm, reward=reward_name, max_new_tokens=args.max_new_tokens,
+        cfg = SeekConfig(llm=args.llm, reward=reward_name, max_new_tokens=args.max_new_tokens, prompt=args.prompt,
                          verifier_max_new_tokens=args.verifier_max_new_tokens)
         for index, problem in enumerate(problems):
             texts = {}
@@ -461,6 +471,8 @@ def parse_args(argv=None):
     parser.add_argument("--verifier-max-new-tokens", type=int, default=None, help="verifier cap (default 16)")
     parser.add_argument("--max-steps", type=int, default=None, help="K (default 3; 10 with --random-7b)")
     parser.add_argument("--rewards", default="psrm,self")
+    parser.add_argument("--prompt", choices=("boxed", "json"), default="boxed",
+                        help="solver prompt: boxed (prompt 0) or json (prompt 1)")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads for this benchmark process (both sides); 0 keeps torch's default")
     parser.add_argument("--throughput-tokens", type=int, default=64,
@@ -523,7 +535,7 @@ def main(argv=None) -> None:
     print(f"model {llm.name} ({sum(p.numel() for p in llm.model.parameters()) / 1e6:.0f}M params, {llm.dtype}, "
           f"{llm.device}), loaded in {loaded:.0f} s; torch threads {torch.get_num_threads()}; "
           f"{len(problems)} problems ({problems[0].dataset}); max_new_tokens {args.max_new_tokens}, "
-          f"verifier_max_new_tokens {args.verifier_max_new_tokens}, K {args.max_steps}, "
+          f"verifier_max_new_tokens {args.verifier_max_new_tokens}, K {args.max_steps}, prompt {args.prompt}, "
           f"rewards {','.join(args.rewards)}", flush=True)
 
     import lightning as L
@@ -541,7 +553,7 @@ def main(argv=None) -> None:
     cot_only = []
     cot_tokens = [[] for _ in problems]
     for reward_name in args.rewards:
-        cfg = SeekConfig(llm=args.llm, reward=reward_name, max_new_tokens=args.max_new_tokens,
+        cfg = SeekConfig(llm=args.llm, reward=reward_name, max_new_tokens=args.max_new_tokens, prompt=args.prompt,
                          verifier_max_new_tokens=args.verifier_max_new_tokens)
         ours_reward = build_reward(reward_name, llm=llm, prompt=cfg.prompt,
                                    verifier_max_new_tokens=args.verifier_max_new_tokens)
@@ -605,7 +617,7 @@ def main(argv=None) -> None:
 
     # continuation from prompt + the first N = int(rho * T) CoT tokens (as in a first iteration),
     # answers of up to --throughput-tokens tokens
-    cfg = SeekConfig(max_new_tokens=args.throughput_tokens)
+    cfg = SeekConfig(max_new_tokens=args.throughput_tokens, prompt=args.prompt)
     prompts = [solver_prompt_ids(SolveContext(llm, None, cfg), p) for p in problems]
     prefixes = [cot[:int(cfg.rho * len(cot))] for cot in cot_tokens]
     ours_tps, hf_tps, mismatches = continuation_throughput(llm, prompts, prefixes, args.throughput_tokens,

@@ -69,11 +69,12 @@ VERIFIER_CHECKS = (
 
 
 def verifier_messages(question: str, solution: str, check: VerifierCheck, marker: str = VERDICT_MARKER) -> list[dict]:
-    """One verifier prompt. Question and solution come first so the four checks share a prefix cache."""
+    """One verifier prompt. Everything but the check's own task comes first (question, solution, how to
+    answer), so the four checks share one prefix cache and only the short task lines differ."""
     content = (
         "QUESTION:\n" + question + "\n\nPROPOSED SOLUTION:\n" + solution + "\n\n"
-        + "TASK: " + check.instruction + "\n"
-        + "Reason briefly, then end with exactly one line '" + marker + " True' if the answer to the task "
-        + "is yes, or '" + marker + " False' if it is no."
+        + "Answer the task below about the proposed solution. Reason briefly, then end with exactly one line '"
+        + marker + " True' if the answer to the task is yes, or '" + marker + " False' if it is no.\n"
+        + "TASK: " + check.instruction
     )
     return [{"role": "system", "content": VERIFIER_SYSTEM}, {"role": "user", "content": content}]

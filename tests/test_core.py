@@ -134,6 +134,54 @@ def test_batched_generate_matches_single_rows(llm):
     assert batched[2] == full_forward_greedy(llm, rows[2], 12)
 
 
+def test_generate_reuses_the_kept_prefix_and_gives_the_same_tokens(llm):
+    """A second call whose rows start like the first one's prefills only where they part."""
+    ctx = SolveContext(llm, None, SeekConfig())
+    first = [solver_prompt_ids(ctx, Problem("a", "What is 2 + 3? Check " + c, "5", "jsonl")) for c in "xyz"]
+    second = [solver_prompt_ids(ctx, Problem("b", "What is 2 + 3? Verify " + c, "5", "jsonl")) for c in "xyz"]
+    other = [solver_prompt_ids(ctx, Problem("c", q, "1", "jsonl")) for q in ("Name a prime.", "Name a square.")]
+    prefilled = []
+    forward = llm._forward
+
+    def counting(ids, cache, **kwargs):
+        prefilled.append(ids.shape[-1] * ids.shape[0])
+        return forward(ids, cache, **kwargs)
+
+    llm.prefix_reuse = False
+    expected = [llm.generate(rows, 10) for rows in (first, second, other, second)]
+    llm.prefix_reuse = True
+    llm._forward = counting
+    try:
+        got = []
+        for rows in (first, second, other, second):
+            prefilled.clear()
+            got.append(llm.generate(rows, 10))
+            if len(got) == 2:  # byte-level tokens: only "Verify " is new in the shared prefix
+                assert prefilled[0] == len("Verify ")
+    finally:
+        del llm._forward
+        llm.prefix_reuse = True
+    assert got == expected
+
+
+def test_one_row_greedy_token_is_the_lm_head_argmax(llm):
+    hidden = torch.randn(50, llm.model.config.hidden_size)
+    with torch.inference_mode():
+        assert [llm._greedy_token(h[None]) for h in hidden] == llm.lm_head(hidden).argmax(-1).tolist()
+
+
+def test_cot_with_prompt_drafts_is_the_greedy_one(llm):
+    """The prompt as a draft source (prompt lookup) leaves the CoT tokens and latents as they are."""
+    for question in ("What is 2 + 3?", "ab ab ab ab ab ab ab ab ab ab ab ab ab ab ab ab"):
+        prompt = solver_prompt_ids(SolveContext(llm, None, SeekConfig()), Problem("q", question, "1", "jsonl"))
+        llm.prompt_drafts = False
+        plain = llm.cot(prompt, 30)
+        llm.prompt_drafts = True
+        drafted = llm.cot(prompt, 30)
+        assert drafted.tokens == plain.tokens == full_forward_greedy(llm, prompt, 30)
+        torch.testing.assert_close(drafted.latents, plain.latents, atol=1e-4, rtol=1e-4)
+
+
 # ------------------------------------------------------------------------------------ the fit
 def test_gradients_reach_only_the_latents_and_llm_is_unchanged(llama):
     before = {k: v.clone() for k, v in llama.model.state_dict().items()}

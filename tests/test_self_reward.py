@@ -9,7 +9,8 @@ import pytest
 from lightning_latentseek.problems import Problem
 from lightning_latentseek.prompts import VERDICT_MARKER, VERIFIER_CHECKS, VerifierCheck
 from lightning_latentseek.rewards import build_reward
-from lightning_latentseek.rewards.self_reward import SelfReward, parse_verdict, reward_value, verdict_readable
+from lightning_latentseek.rewards.self_reward import (SelfReward, VerdictBudget, parse_verdict, reward_value,
+                                                      verdict_readable)
 
 M = VERDICT_MARKER
 PROBLEM = Problem(id="p1", question="Tom has 3 apples and buys 4 more. How many apples does he have?",
@@ -243,6 +244,7 @@ def test_memo_is_cleared_at_a_new_problem():
 # ------------------------------------------------------------------------------------ batched == one by one
 def test_batched_verifier_matches_one_row_at_a_time(llm):
     reward = SelfReward(llm, max_new_tokens=24)
+    reward.stop_hopeless_rows = False  # byte-level tiny vocabulary: 26 tokens for the marker, more than the cap
     batches = []
     generate = llm.generate
 
@@ -304,3 +306,48 @@ def test_format_rule_follows_the_solver_prompt():
     assert boxed.follows_format("so the answer is \\boxed{4}") and not boxed.follows_format('{"final answer": 4}')
     assert json_prompt.follows_format('{"thought process": "2+2", "final answer": 4}')
     assert not json_prompt.follows_format("the answer is 4")
+
+
+# ------------------------------------------------------------------------------------ hopeless rows stop
+BUDGET_VOCAB = ["FINAL", " VERIFICATION ANSWER", " IS", ":", " True", " so", "is: \\boxed{", " verification", "x"]
+
+
+def test_verdict_budget_is_a_lower_bound_on_every_short_token_sequence():
+    """Brute force over a small vocabulary: whenever a continuation b makes the verdict readable after the
+    text a, b has at least `needed(a)` tokens, so stopping a row with fewer tokens left changes nothing."""
+    budget = VerdictBudget(BUDGET_VOCAB)
+    assert budget.fresh == 3  # "final" + "verificationanswer" + "isboxed...": letters only, a lower bound
+    shortest = None
+    for length in range(1, 6):
+        for seq in itertools.product(range(len(BUDGET_VOCAB)), repeat=length):
+            text = "".join(BUDGET_VOCAB[i] for i in seq)
+            if parse_verdict(text) is None:
+                continue
+            shortest = length if shortest is None else min(shortest, length)
+            for cut in range(length):  # a = seq[:cut] has no verdict yet (the first readable point is later)
+                before = "".join(BUDGET_VOCAB[i] for i in seq[:cut])
+                if parse_verdict(before) is None:
+                    assert length - cut >= budget.needed(before), (before, text)
+    assert shortest == 5  # FINAL, VERIFICATION ANSWER, IS, :, True
+    assert budget.needed("the text so far") == budget.fresh
+    assert budget.needed("FINAL VERIFICATION ANSWER") == 1  # "is:\\boxed{" may follow
+    assert budget.needed("FINAL VERIFICATION ANSWER IS: \\boxed{") == 1  # marker there: verdict may be next
+
+
+def test_verdict_budget_on_byte_tokens_counts_every_letter(llm):
+    budget = VerdictBudget(llm.token_texts())
+    assert budget.fresh == len("finalverificationansweris") + 1  # one letter per token, then t/f/b/m
+    assert budget.needed("... Final verif") == budget.fresh - len("finalverif")
+
+
+def test_hopeless_rows_stop_early_with_the_same_reward(llm):
+    """A verifier cap below the marker's length: rows stop after one token, verdicts and R unchanged."""
+    answer = "He has 3 + 4 = 7 apples. \\boxed{7}"
+    full = SelfReward(llm, max_new_tokens=20)
+    full.stop_hopeless_rows = False
+    early = SelfReward(llm, max_new_tokens=20)
+    a, b = full(PROBLEM, answer), early(PROBLEM, answer)
+    assert a.value == b.value and a.details["verdicts"] == b.details["verdicts"]
+    assert b.verifier_tokens == 4 < a.verifier_tokens  # 26 tokens needed, 19 left after the first one
+    roomy = SelfReward(llm, max_new_tokens=60)  # room for the marker: rows run until 26 tokens are left
+    assert roomy(PROBLEM, answer).verifier_tokens >= 4 * (60 - 26)

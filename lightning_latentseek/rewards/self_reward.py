@@ -21,8 +21,10 @@ MEMO_SIZE = 256  # answers remembered for the current problem (the memo is clear
 
 # Between the marker and the verdict word: spaces, markdown emphasis, quotes, backticks,
 # brackets, a colon, `$` and LaTeX wrappers such as \boxed{ or \text{.
-_BEFORE_WORD = r"(?:[\s*_`'\"\u2018\u2019\u201c\u201d\[\](){}<>:$]|\\(?:boxed|text|textbf|mathrm|mathbf)\b)*"
-_VERDICT_WORD = re.compile(_BEFORE_WORD + r"(true|false)(?![A-Za-z0-9])", re.IGNORECASE)
+_WRAPPERS = ("boxed", "text", "textbf", "mathrm", "mathbf")
+_VERDICTS = ("true", "false")
+_BEFORE_WORD = (r"(?:[\s*_`'\"\u2018\u2019\u201c\u201d\[\](){}<>:$]|\\(?:" + "|".join(_WRAPPERS) + r")\b)*")
+_VERDICT_WORD = re.compile(_BEFORE_WORD + "(" + "|".join(_VERDICTS) + r")(?![A-Za-z0-9])", re.IGNORECASE)
 _MARKER_PATTERNS: dict[str, re.Pattern] = {}
 
 
@@ -59,6 +61,84 @@ def parse_verdict(generated_text: str, marker: str = VERDICT_MARKER) -> bool | N
 def verdict_readable(text: str, marker: str = VERDICT_MARKER) -> bool:
     """The stop criterion of a verifier row: its verdict can be read from the text generated so far."""
     return parse_verdict(text, marker) is not None
+
+
+# ----------------------------------------------------------------------------- verdict budget
+# re.IGNORECASE also folds these four non-ASCII letters onto ASCII ones.
+_FOLD = str.maketrans({"\u0131": "i", "\u0130": "i", "\u017f": "s", "\u212a": "k"})
+
+
+def _letters(text: str) -> str:
+    """The letters and digits of `text`, case-folded as re.IGNORECASE compares them."""
+    return "".join(ch for ch in text.translate(_FOLD).casefold() if ch.isalnum())
+
+
+class VerdictBudget:
+    """How many more tokens a verifier row needs, at the least, before its verdict can be readable.
+
+    A readable verdict is the marker followed by True/False (`parse_verdict`). Whatever the
+    whitespace, markdown or LaTeX around them, its letters contain the marker's letters followed
+    by the first letter of a verdict word or a LaTeX wrapper ("finalverificationansweris" + t, f, b
+    or m). From the text of every single token (`FrozenLM.token_texts`) this computes the fewest
+    tokens that can spell that letter string: a first token may end with its beginning, middle
+    tokens must match exactly, a last token may start with its end (tokens without letters never
+    help). It is a lower bound, so a row that has fewer tokens left than `needed(text)` can never
+    produce a readable verdict and stopping it changes no verdict and no reward.
+    """
+
+    def __init__(self, token_texts: Sequence[str], marker: str = VERDICT_MARKER):
+        self.marker = marker
+        self.base = _letters(marker)
+        self.next_letters = sorted({w[0] for w in _VERDICTS + _WRAPPERS})
+        tokens = {t for t in map(_letters, token_texts) if t}
+        paths = [self._shortest(self.base + c, tokens) for c in self.next_letters]
+        self.fresh = min(fresh for fresh, _ in paths)
+        # after[p]: fewest tokens when the text already ends with the first p letters of the marker
+        self.after = [min(to_end[p] for _, to_end in paths) for p in range(len(self.base) + 1)]
+
+    @staticmethod
+    def _shortest(target: str, tokens: set[str]) -> tuple[int, list[int]]:
+        """(fewest tokens from scratch, fewest tokens from each position p at a token boundary)."""
+        n, inf = len(target), 10 ** 9
+        substrings: dict[str, list[int]] = {}
+        for i in range(n):
+            for k in range(i + 1, n + 1):
+                substrings.setdefault(target[i:k], []).append(i)
+        first = [inf] * (n + 1)  # first[j]: one token ends with target[:j]
+        edges: list[list[int]] = [[] for _ in range(n + 1)]  # i -> i + len(token) for exact middle tokens
+        last = [False] * (n + 1)  # a token starts with target[i:]
+        whole = False
+        for token in tokens:
+            whole = whole or target in token
+            for j in range(1, min(len(token), n) + 1):
+                if token.endswith(target[:j]):
+                    first[j] = 1
+            for i in substrings.get(token, ()):
+                edges[i].append(i + len(token))
+            for i in range(max(0, n - len(token)), n):
+                if token.startswith(target[i:]):
+                    last[i] = True
+        # to_end[i]: fewest tokens that finish the target from position i (a token boundary)
+        to_end = [inf] * (n + 1)
+        to_end[n] = 0
+        for i in range(n - 1, -1, -1):
+            best = 1 if last[i] else inf
+            for k in edges[i]:
+                best = min(best, 1 + to_end[k])
+            to_end[i] = best
+        fresh = 1 if whole else min((first[j] + to_end[j] for j in range(1, n + 1)), default=inf)
+        return min(fresh, inf), to_end
+
+    def needed(self, text: str) -> int:
+        """Fewest more tokens before a verdict can be readable, given the text generated so far."""
+        if _marker_pattern(self.marker).search(text):
+            return 1  # the marker is there: its verdict (possibly inside \\boxed{...}) may be one token away
+        letters = _letters(text)
+        best = self.fresh
+        for p in range(1, len(self.base) + 1):  # the text may end in the middle of the marker
+            if letters.endswith(self.base[:p]):
+                best = min(best, self.after[p])
+        return best
 
 
 def reward_value(verdicts: Sequence[bool | None], weights: Sequence[float], format_ok: bool | None = None) -> float:
@@ -144,8 +224,21 @@ class SelfReward:
             raise ValueError(f"reward_args.checks: duplicate check names in {names}")
         _marker_pattern(marker)  # validates it
         self.marker = marker
+        self.stop_hopeless_rows = True  # stop a row that can no longer fit marker + verdict (`VerdictBudget`)
         self._memo: dict[tuple[str, str], RewardResult] = {}
         self._memo_problem: str | None = None
+
+    def budget(self) -> VerdictBudget | None:
+        """The row stop rule's token budget for this LLM's vocabulary and marker (computed once per LLM),
+        None when `stop_hopeless_rows` is off or the LLM has no `token_texts`."""
+        if not self.stop_hopeless_rows or not hasattr(self.llm, "token_texts"):
+            return None
+        budgets = getattr(self.llm, "_verdict_budgets", None)
+        if budgets is None:
+            budgets = self.llm._verdict_budgets = {}  # per LLM (vocabulary), per marker
+        if self.marker not in budgets:
+            budgets[self.marker] = VerdictBudget(self.llm.token_texts(), self.marker)
+        return budgets[self.marker]
 
     def follows_format(self, answer: str) -> bool:
         """The format rule: the final answer sits where the solver prompt asked for it
@@ -171,7 +264,12 @@ class SelfReward:
         rows = [self.llm.encode_chat(verifier_messages(problem.question, answer, check, self.marker))
                 for check in self.checks]
 
+        budget = self.budget()
+
         def stop(row: int, tokens: list[int]) -> bool:
+            left = self.max_new_tokens - len(tokens)
+            if budget is not None and left < budget.fresh and left < budget.needed(self.llm.decode(tokens)):
+                return True  # too few tokens left to ever write marker + verdict: the verdict stays unreadable
             # A verdict becomes readable only with the last letter of "true"/"false": skip the
             # full decode (O(length) per step) unless the newest token holds an "e" (or is odd).
             newest = self.llm.decode(tokens[-1:]).lower()
