@@ -183,7 +183,7 @@ def reference_latentseek(llm, problem, reward, cfg, max_steps: int, clock: Clock
     with clock("cot"), torch.no_grad():
         sequence, cot_tokens, states_kept = list(prompt), [], []
         while len(cot_tokens) < cfg.max_new_tokens:
-            states = model.model(input_ids=torch.tensor([sequence], device=llm.device), use_cache=False)
+            states = model.model(input_ids=torch.tensor([sequence], device=llm.device), use_cache=False)  # no KV cache
             z_t = states.last_hidden_state[:, -1]
             token = int(lm_head(z_t).argmax(-1))
             states_kept.append(z_t)
@@ -467,15 +467,15 @@ def parse_args(argv=None):
     parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "gsm8k_test.jsonl"))
     parser.add_argument("--llm", default="smollm2")
     parser.add_argument("--max-new-tokens", type=int, default=None,
-                        help="answer cap (default 32; 256 with --random-7b)")
+                        help="answer cap (default 128; 256 with --random-7b)")
     parser.add_argument("--verifier-max-new-tokens", type=int, default=None, help="verifier cap (default 16)")
-    parser.add_argument("--max-steps", type=int, default=None, help="K (default 3; 10 with --random-7b)")
+    parser.add_argument("--max-steps", type=int, default=None, help="K (default 2; 10 with --random-7b)")
     parser.add_argument("--rewards", default="psrm,self")
-    parser.add_argument("--prompt", choices=("boxed", "json"), default="boxed",
-                        help="solver prompt: boxed (prompt 0) or json (prompt 1)")
+    parser.add_argument("--prompt", choices=("boxed", "json"), default="json",
+                        help="solver prompt: json (prompt 1, the default) or boxed (prompt 0)")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads for this benchmark process (both sides); 0 keeps torch's default")
-    parser.add_argument("--throughput-tokens", type=int, default=64,
+    parser.add_argument("--throughput-tokens", type=int, default=96,
                         help="answer length (prefix + new tokens) in the tokens/s comparison")
     parser.add_argument("--throughput-rounds", type=int, default=1, help="rounds of the tokens/s comparison")
     parser.add_argument("--random-7b", action="store_true",
@@ -489,9 +489,9 @@ def parse_args(argv=None):
                         help="engine A/B instead: ours with drafts off vs on, in one process (no reference)")
     args = parser.parse_args(argv)
     big = args.random_7b
-    args.max_new_tokens = args.max_new_tokens or (256 if big else 32)
+    args.max_new_tokens = args.max_new_tokens or (256 if big else 128)
     args.verifier_max_new_tokens = args.verifier_max_new_tokens or 16
-    args.max_steps = (10 if big else 3) if args.max_steps is None else args.max_steps
+    args.max_steps = (10 if big else 2) if args.max_steps is None else args.max_steps
     args.device = args.device or ("cuda" if big else "cpu")
     args.rewards = [r.strip() for r in args.rewards.split(",") if r.strip()]
     if big and not args.reference:
