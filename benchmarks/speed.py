@@ -133,7 +133,7 @@ def _greedy_config(llm, max_new_tokens: int, **extra):
 
 
 def hf_generate(llm, ids: list[int], max_new_tokens: int, **extra):
-    """Plain HF `generate`, greedy, KV cache on (the reference's CoT and verifiers, the tokens/s yardstick)."""
+    """Plain HF `generate`, greedy, KV cache on (the reference's verifiers, the tokens/s yardstick)."""
     input_ids = torch.tensor([ids], dtype=torch.long, device=llm.device)
     with torch.no_grad():
         return llm.model.generate(input_ids, attention_mask=torch.ones_like(input_ids),

@@ -165,7 +165,7 @@ class FrozenLM:
         self.draft_tokens = DRAFT_TOKENS  # drafted tokens checked per forward in continuations; 0: off
         self.prompt_drafts = True  # the prompt is a draft source too (CoT and continuations)
         self.prefix_reuse = True  # `generate` keeps its shared prefix's cache for the next call
-        self._kept_prefix: PromptCache | None = None
+        self._kept_prefix: tuple[list[int], object] | None = None  # (ids, one-row cache of exactly those ids)
         self._token_texts: list[str] | None = None
         self.row_layout = True  # CPU: one-row decoding against transposed weight copies (`_one_row_layout`)
         self._row_weights: list | None = None
@@ -224,9 +224,6 @@ class FrozenLM:
     def _tensor(self, ids: Sequence[int]) -> Tensor:
         return torch.tensor([list(ids)], dtype=torch.long, device=self.device)
 
-    def _greedy_token(self, hidden: Tensor) -> int:
-        return int(self.lm_head(hidden).argmax(-1))
-
     @contextmanager
     def _one_row_layout(self):
         """On a CPU, run the block's forwards against transposed, contiguous copies of the Linear weights.
@@ -281,7 +278,7 @@ class FrozenLM:
         tokens: list[int] = []
         latents: list[Tensor] = []
         hidden = hidden[-1:]  # (1, H): the state that produces the next token
-        token = self._greedy_token(hidden)
+        token = int(self.lm_head(hidden).argmax(-1))
         while True:
             tokens.append(token)
             if keep_latents:
@@ -292,7 +289,7 @@ class FrozenLM:
             states = self._forward(self._tensor([token, *draft]), cache)[0]
             if not draft:
                 hidden = states[-1:]
-                token = self._greedy_token(hidden)
+                token = int(self.lm_head(hidden).argmax(-1))
                 continue
             chosen = self.lm_head(states).argmax(-1).tolist()  # chosen[i]: greedy token after draft[:i]
             accepted = 0
@@ -356,19 +353,23 @@ class FrozenLM:
 
     def _shared_prefix(self, ids: list[int], batch: int):
         """A fresh cache of `ids` repeated `batch` times, prefilling only what the kept prefix lacks."""
-        kept = self._kept_prefix if self.prefix_reuse else None
-        same = _common_prefix_length([kept.ids, ids]) if kept is not None else 0
+        if not self.prefix_reuse:
+            self._kept_prefix = None
+            cache = self.prefill(ids).cache
+            cache.batch_repeat_interleave(batch)
+            return cache
+        kept_ids, cache = self._kept_prefix or ([], None)
+        same = _common_prefix_length([kept_ids, ids]) if cache is not None else 0
         if same == 0:
-            kept = self.prefill(ids)
+            cache = self.prefill(ids).cache
         else:
-            _truncate(kept.cache, same)
+            _truncate(cache, same)
             if same < len(ids):
-                self._forward(self._tensor(ids[same:]), kept.cache)
-            kept.ids = list(ids)
-        self._kept_prefix = kept if self.prefix_reuse else None
-        cache = copy.deepcopy(kept.cache)
-        cache.batch_repeat_interleave(batch)
-        return cache
+                self._forward(self._tensor(ids[same:]), cache)
+        self._kept_prefix = (list(ids), cache)
+        working = copy.deepcopy(cache)  # the kept one stays a single row, for the next call
+        working.batch_repeat_interleave(batch)
+        return working
 
     @torch.inference_mode()
     def generate(self, rows: Sequence[Sequence[int]], max_new_tokens: int, *, temperature: float = 0.0,

@@ -104,7 +104,7 @@ class VerdictBudget:
         for i in range(n):
             for k in range(i + 1, n + 1):
                 substrings.setdefault(target[i:k], []).append(i)
-        first = [inf] * (n + 1)  # first[j]: one token ends with target[:j]
+        first = [False] * (n + 1)  # first[j]: a token ends with target[:j]
         edges: list[list[int]] = [[] for _ in range(n + 1)]  # i -> i + len(token) for exact middle tokens
         last = [False] * (n + 1)  # a token starts with target[i:]
         whole = False
@@ -112,7 +112,7 @@ class VerdictBudget:
             whole = whole or target in token
             for j in range(1, min(len(token), n) + 1):
                 if token.endswith(target[:j]):
-                    first[j] = 1
+                    first[j] = True
             for i in substrings.get(token, ()):
                 edges[i].append(i + len(token))
             for i in range(max(0, n - len(token)), n):
@@ -126,8 +126,8 @@ class VerdictBudget:
             for k in edges[i]:
                 best = min(best, 1 + to_end[k])
             to_end[i] = best
-        fresh = 1 if whole else min((first[j] + to_end[j] for j in range(1, n + 1)), default=inf)
-        return min(fresh, inf), to_end
+        fresh = 1 if whole else min((1 + to_end[j] for j in range(1, n + 1) if first[j]), default=inf)
+        return fresh, to_end
 
     def needed(self, text: str) -> int:
         """Fewest more tokens before a verdict can be readable, given the text generated so far."""
@@ -225,20 +225,18 @@ class SelfReward:
         _marker_pattern(marker)  # validates it
         self.marker = marker
         self.stop_hopeless_rows = True  # stop a row that can no longer fit marker + verdict (`VerdictBudget`)
+        self._budget: VerdictBudget | None = None
         self._memo: dict[tuple[str, str], RewardResult] = {}
         self._memo_problem: str | None = None
 
     def budget(self) -> VerdictBudget | None:
-        """The row stop rule's token budget for this LLM's vocabulary and marker (computed once per LLM),
+        """The row stop rule's token budget for this LLM's vocabulary and marker (computed at first use),
         None when `stop_hopeless_rows` is off or the LLM has no `token_texts`."""
         if not self.stop_hopeless_rows or not hasattr(self.llm, "token_texts"):
             return None
-        budgets = getattr(self.llm, "_verdict_budgets", None)
-        if budgets is None:
-            budgets = self.llm._verdict_budgets = {}  # per LLM (vocabulary), per marker
-        if self.marker not in budgets:
-            budgets[self.marker] = VerdictBudget(self.llm.token_texts(), self.marker)
-        return budgets[self.marker]
+        if self._budget is None:
+            self._budget = VerdictBudget(self.llm.token_texts(), self.marker)
+        return self._budget
 
     def follows_format(self, answer: str) -> bool:
         """The format rule: the final answer sits where the solver prompt asked for it
