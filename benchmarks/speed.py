@@ -143,19 +143,20 @@ def hf_generate(llm, ids: list[int], max_new_tokens: int, **extra):
 class ReferenceSelfReward:
     """The self reward as the original code computes it: one full `generate` per verifier prompt."""
 
-    def __init__(self, llm, max_new_tokens: int):
+    def __init__(self, llm, max_new_tokens: int, prompt: str):
         from lightning_latentseek.prompts import VERDICT_MARKER, VERIFIER_CHECKS
 
-        self.llm, self.max_new_tokens = llm, max_new_tokens
+        self.llm, self.max_new_tokens, self.prompt = llm, max_new_tokens, prompt
         self.checks, self.marker = VERIFIER_CHECKS, VERDICT_MARKER
 
     def __call__(self, problem, answer: str):
-        from lightning_latentseek.prompts import verifier_messages
+        from lightning_latentseek.prompts import solver_messages, verifier_messages
         from lightning_latentseek.rewards.self_reward import parse_verdict, reward_value
 
         verdicts, judged = [], {}
+        solver = solver_messages(problem.question, self.prompt, problem.dataset)
         for check in self.checks:
-            prompt = self.llm.encode_chat(verifier_messages(problem.question, answer, check, self.marker))
+            prompt = self.llm.encode_chat(verifier_messages(solver, answer, check, self.marker))
             out = hf_generate(self.llm, prompt, self.max_new_tokens)
             generated = out[0, len(prompt):].tolist()
             verdicts.append(parse_verdict(self.llm.decode(generated), self.marker))  # generated text only
@@ -563,7 +564,7 @@ def main(argv=None) -> None:
             def ref_reward(problem, text, psrm=psrm):
                 return psrm(problem, text).value, {}
         elif reward_name == "self":
-            ref_reward = ReferenceSelfReward(llm, args.verifier_max_new_tokens)
+            ref_reward = ReferenceSelfReward(llm, args.verifier_max_new_tokens, cfg.prompt)
         else:
             raise SystemExit(f"--rewards {reward_name!r}: choose psrm and/or self")
         phase = {"ref": {}, "ours": {}}

