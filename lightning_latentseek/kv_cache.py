@@ -22,12 +22,19 @@ SPARE = 256  # positions of room added whenever a buffer has to grow (at least d
 
 class GrowingLayer(DynamicLayer):
     """One layer's keys/values in a buffer of shape (B, heads, capacity, head_dim); `keys`/`values`
-    are views of its first `get_seq_length()` positions."""
+    are views of its first `get_seq_length()` positions.
 
-    def lazy_initialization(self, key_states: torch.Tensor, value_states: torch.Tensor) -> None:
-        super().lazy_initialization(key_states, value_states)
-        self._k: torch.Tensor | None = None
-        self._v: torch.Tensor | None = None
+    It keeps its own state (`_k`, `_v`, `_length`), so it works with the layer API of transformers 4.5x
+    and 5.x alike."""
+
+    _k: torch.Tensor | None = None
+    _v: torch.Tensor | None = None
+    _length = 0
+
+    def lazy_initialization(self, key_states: torch.Tensor, value_states: torch.Tensor | None = None) -> None:
+        self.dtype, self.device = key_states.dtype, key_states.device
+        self.is_initialized = True
+        self._k = self._v = None
         self._length = 0
 
     def _reserve(self, like_k: torch.Tensor, like_v: torch.Tensor, rows: int, length: int) -> None:
@@ -48,7 +55,7 @@ class GrowingLayer(DynamicLayer):
         self.values = self._v[:, :, :self._length]
 
     def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
-        if not self.is_initialized:
+        if self._k is None and not self._length:
             self.lazy_initialization(key_states, value_states)
         new = key_states.shape[-2]
         self._reserve(key_states, value_states, key_states.shape[0], self._length + new)
@@ -58,15 +65,15 @@ class GrowingLayer(DynamicLayer):
         self._view()
         return self.keys, self.values
 
-    def get_seq_length(self) -> int:
-        return self._length if self.is_initialized else 0
+    def get_seq_length(self, *args) -> int:
+        return self._length if self._k is not None else 0
 
     def crop(self, tokens_to_remove: int) -> None:
-        if tokens_to_remove > 0:
-            raise ValueError(f"crop({tokens_to_remove}): pass the negative number of positions to drop")
-        if tokens_to_remove == 0 or not self.is_initialized:
+        """Negative: drop that many positions (transformers 5 and 4); positive: keep that many (4.x)."""
+        if self._k is None or tokens_to_remove == 0:
             return
-        self._length = max(0, self._length + tokens_to_remove)
+        keep = self._length + tokens_to_remove if tokens_to_remove < 0 else tokens_to_remove
+        self._length = max(0, min(self._length, keep))
         self._view()
 
     def batch_repeat_interleave(self, repeats: int) -> None:
@@ -81,12 +88,14 @@ class GrowingLayer(DynamicLayer):
             self._view()
 
     def reorder_cache(self, beam_idx: torch.LongTensor) -> None:
-        self.batch_select_indices(beam_idx.to(self._k.device) if self._k is not None else beam_idx)
+        if self._k is not None:
+            self.batch_select_indices(beam_idx.to(self._k.device))
 
     def reset(self) -> None:
         self._k = self._v = None
         self._length = 0
-        super().reset()
+        self.keys = self.values = None
+        self.is_initialized = False
 
     @classmethod
     def prefix_of(cls, keys: torch.Tensor, values: torch.Tensor, length: int, rows: int) -> "GrowingLayer":
