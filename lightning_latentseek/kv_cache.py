@@ -1,8 +1,8 @@
 """The KV cache every generation uses: it grows in place, and prefixes of it can be copied.
 
 transformers' `DynamicLayer` appends with ``torch.cat``, which copies a layer's whole cache at
-every decoded token: with a few hundred cached positions that copy costs ~15% of a one-row decode
-step on a CPU, and more with several rows (verifier batches). `GrowingLayer` keeps keys and values
+every decoded token: with ~400 cached positions a 4-row verifier step on a CPU took 148 ms with it
+against 136 ms without (a 1-row step: no measurable difference). `GrowingLayer` keeps keys and values
 in a buffer with spare room and writes new positions in place; what it hands to attention is a view
 of the filled part, so the values (and every greedy token) are bitwise the same as with
 `DynamicLayer`.

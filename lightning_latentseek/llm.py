@@ -374,16 +374,12 @@ class FrozenLM:
         if not self.prefix_reuse:
             self._kept.clear()
             return copy_prefix(self.prefill(ids).cache, len(ids), batch)
-        same, source = 0, None
-        for name, (kept_ids, _) in self._kept.items():
-            common = _common_prefix_length([kept_ids, ids])
-            if common > same:
-                same, source = common, name
-        if source is None:
+        same, source = max(((_common_prefix_length([kept_ids, ids]), name) for name, (kept_ids, _) in self._kept.items()),
+                           default=(0, None))
+        if same == 0:
             cache = self.prefill(ids).cache
-        else:
-            kept = self._kept[source][1]
-            cache = kept if source == "generate" else copy_prefix(kept, same)  # a sequence may be judged again
+        else:  # the kept cache becomes this prefix's: what it held past `same` is covered by `ids` from now on
+            cache = self._kept.pop(source)[1]
             truncate(cache, same)
             if same < len(ids):
                 self._forward(self._tensor(ids[same:]), cache)

@@ -370,6 +370,7 @@ def test_hopeless_rows_stop_early_with_the_same_reward(llm):
 def test_verifier_rows_start_from_the_solver_sequence_cache(llm):
     """The verifier prompts continue the solver's conversation: right after the answer was decoded, only
     the verifier turn is prefilled, and verdicts, texts and R are those of a verification from scratch."""
+    from lightning_latentseek.llm import _common_prefix_length
     from lightning_latentseek.prompts import solver_messages, verifier_messages
 
     answer = "He has 3 + 4 = 7 apples. \\boxed{7}"
@@ -377,9 +378,7 @@ def test_verifier_rows_start_from_the_solver_sequence_cache(llm):
     prompt_ids = llm.encode_chat(solver)
     answer_ids = llm._encode(answer, split_special=True)
     rows = [llm.encode_chat(verifier_messages(solver, answer, check)) for check in VERIFIER_CHECKS]
-    shared = min(len(r) for r in rows) - 1
-    while any(r[:shared] != rows[0][:shared] for r in rows):
-        shared -= 1
+    shared = min(_common_prefix_length(rows), min(len(r) for r in rows) - 1)  # as `FrozenLM.generate` splits them
     assert rows[0][:len(prompt_ids) + len(answer_ids)] == prompt_ids + answer_ids
 
     def judge(reuse: bool):
