@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-METHODS = ("latentseek", "cot", "bon", "sc")
+from lightning_latentseek.errors import UserError
+
+METHODS = ("latentseek", "random", "cot", "bon", "sc")
+
+
+class ConfigError(UserError, ValueError):
+    """An option value out of its range."""
 
 
 @dataclass
@@ -13,30 +19,38 @@ class SeekConfig:
 
     Args:
         llm: hub id, local model directory, ``.gguf`` file, or ``smollm2`` (the embedded default).
-        reward: ``self`` (self-reward, 4 verifier prompts), ``psrm`` (perfect sparse reward) or an
-            import path ``pkg.module.ClassName`` of your own reward.
+        reward: ``self`` (self-reward, 4 verifier prompts), ``psrm`` (perfect sparse reward), ``constant``
+            (R = -1 always: the ablation) or an import path ``pkg.module.ClassName`` of your own reward.
         reward_args: keyword arguments for the reward's constructor.
         prompt: solver prompt: ``boxed`` (prompt 0) or ``json`` (prompt 1).
+        prompt_set: ``paper`` (the original's prompts, exactly) or ``compact`` (our faster verifier layout:
+            the solver's conversation + a short check turn, reusing the solver's KV cache).
         rho: fraction of the CoT's T latents that are optimised: N = min(int(rho*T), max_latents).
         max_latents: cap on N.
         start_fraction: optimise the latents starting at int(start_fraction*T) (middle-stage ablation).
         lr: learning rate of the latents' optimizer.
         optimizer: ``adam`` or ``sgd``.
         tau: reward threshold; stop as soon as R > tau.
-        max_new_tokens: cap on an answer's length in tokens (CoT and every decoded answer).
+        max_new_tokens: cap on the new tokens of each generation: the CoT, and every continuation after
+            the decoded latent tokens.
+        samples_per_step: M, decodings of the latent window per iteration (1: the paper).
+        temperature: 0 decodes x_t = argmax lm_head(z_t) (the paper); T > 0 samples x_t ~ softmax(lm_head(z_t)/T).
         answer_selection: ``last`` (the paper's rule: the last decoded answer) or ``best`` (highest reward).
         reuse: reuse the continuation and reward of decoded tokens seen before in the same problem.
         verifier_max_new_tokens: cap on each self-reward verifier generation (rows stop at their verdict).
+        verifier_sampling: ``greedy`` (deterministic) or ``model`` (the checkpoint's generation config, as
+            the original; seeded by --seed).
         format_rule: self-reward only: an answer not in the prompt's format (``\\boxed{}``, or the JSON
             "final answer" key) costs 2 more (out of 8 instead of 6).
         n_samples: N for Best-of-N and self-consistency.
-        temperature: sampling temperature for Best-of-N and self-consistency.
+        sample_temperature: sampling temperature of Best-of-N and self-consistency.
     """
 
     llm: str = "smollm2"
     reward: str = "self"
     reward_args: dict = field(default_factory=dict)
     prompt: str = "boxed"
+    prompt_set: str = "paper"
     rho: float = 0.2
     max_latents: int = 300
     start_fraction: float = 0.0
@@ -44,16 +58,20 @@ class SeekConfig:
     optimizer: str = "adam"
     tau: float = -0.2
     max_new_tokens: int = 1024
+    samples_per_step: int = 1
+    temperature: float = 0.0
     answer_selection: str = "last"
     reuse: bool = True
-    verifier_max_new_tokens: int = 512
+    verifier_max_new_tokens: int = 4096
+    verifier_sampling: str = "greedy"
     format_rule: bool = False
     n_samples: int = 4
-    temperature: float = 0.7
+    sample_temperature: float = 0.7
 
     def __post_init__(self) -> None:
         checks = [
             (self.prompt in ("boxed", "json"), f"--model.prompt {self.prompt!r}: choose boxed or json"),
+            (self.prompt_set in ("paper", "compact"), f"--model.prompt_set {self.prompt_set!r}: choose paper or compact"),
             (0.0 < self.rho <= 1.0, f"--model.rho {self.rho}: must be in (0, 1]"),
             (self.max_latents >= 1, f"--model.max_latents {self.max_latents}: must be >= 1"),
             (0.0 <= self.start_fraction < 1.0, f"--model.start_fraction {self.start_fraction}: must be in [0, 1)"),
@@ -62,13 +80,17 @@ class SeekConfig:
             (-1.0 <= self.tau <= 0.0, f"--model.tau {self.tau}: rewards lie in [-1, 0]"),
             (self.max_new_tokens >= 1, f"--model.max_new_tokens {self.max_new_tokens}: must be >= 1"),
             (self.answer_selection in ("last", "best"), f"--model.answer_selection {self.answer_selection!r}: choose last or best"),
+            (self.samples_per_step >= 1, f"--model.samples_per_step {self.samples_per_step}: must be >= 1"),
+            (self.temperature >= 0, f"--model.temperature {self.temperature}: must be >= 0"),
             (self.verifier_max_new_tokens >= 1, f"--model.verifier_max_new_tokens {self.verifier_max_new_tokens}: must be >= 1"),
+            (self.verifier_sampling in ("greedy", "model"),
+             f"--model.verifier_sampling {self.verifier_sampling!r}: choose greedy or model"),
             (self.n_samples >= 1, f"--model.n_samples {self.n_samples}: must be >= 1"),
-            (self.temperature > 0, f"--model.temperature {self.temperature}: must be > 0"),
+            (self.sample_temperature > 0, f"--model.sample_temperature {self.sample_temperature}: must be > 0"),
         ]
         for ok, message in checks:
             if not ok:
-                raise ValueError(message)
+                raise ConfigError(message)
 
 
 @dataclass
@@ -76,8 +98,9 @@ class DataConfig:
     """Which problems to solve (``--data.*``).
 
     Args:
-        name: ``gsm8k``, ``math500``, ``aime2024`` or ``jsonl`` (ground-truth rule and default fields).
-        path: local JSONL/JSON/parquet file or hub id; for the three benchmarks it defaults to ``../shared/data``.
+        name: ``gsm8k``, ``math500``, ``aime2024``, ``jsonl`` (ground-truth rule and default fields) or ``arith``
+            (this project's generated arithmetic word problems, `arith.py`).
+        path: local JSONL/JSON/parquet file or hub id (the three benchmarks load from the hub when unset).
         split: split of a hub dataset.
         question_field: field holding the question (dataset default when unset).
         answer_field: field holding the ground truth (dataset default when unset).
@@ -85,6 +108,10 @@ class DataConfig:
         start: skip this many problems.
         limit: solve at most this many problems.
         on_error: ``raise`` at a malformed row, or ``skip`` it (it is recorded as skipped).
+        batch_size: B, problems solved at once on one device: their generation shares batched forwards.
+        arith_steps: ``arith``: operations per problem (1 to 3).
+        arith_seed: ``arith``: the generator's seed.
+        arith_size: ``arith``: how many problems to generate (before start/limit).
     """
 
     name: str = "jsonl"
@@ -96,3 +123,18 @@ class DataConfig:
     start: int = 0
     limit: int | None = None
     on_error: str = "raise"
+    batch_size: int = 1
+    arith_steps: int = 2
+    arith_seed: int = 0
+    arith_size: int = 500
+
+    LOADER_FIELDS = ("name", "path", "split", "question_field", "answer_field", "id_field", "start", "limit",
+                     "on_error")
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise ConfigError(f"--data.batch_size {self.batch_size}: must be >= 1")
+
+    def loader_args(self) -> dict:
+        """The arguments of `problems.load_problems_with_errors`."""
+        return {name: getattr(self, name) for name in self.LOADER_FIELDS}

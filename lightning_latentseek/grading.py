@@ -1,9 +1,16 @@
 """Answer extraction from model output and grading against ground truth.
 
 Extraction understands ``\\boxed{...}`` answers, JSON answers with a ``"final answer"``
-key, and a plain ``"The answer is X"`` fallback. Grading compares plain numbers
-numerically and everything else with ``math_verify`` (symbolic equivalence), with a
-normalised string comparison as a cheap sufficient check.
+key, and a plain ``"The answer is X"`` fallback.
+
+Grading has two modes. Numeric data (GSM8K, AIME, arith, and JSONL rows whose ground truth is a
+plain number; `numeric_dataset`) asks for a number, as the paper's prompt does ("pure numbers,
+not the calculation formulas"): the answer must itself be a plain number (`normalize_number`:
+currency, percent, separators, unit words and a trailing period are fine) equal to the truth;
+an expression is wrong even when it evaluates to the truth ("10-3", "5*4", "2+2=4", "x = 7",
+"\\frac{14}{2}" for 7). Symbolic data (MATH-500) compares plain numbers numerically and
+everything else with ``math_verify`` (``\\dfrac{1}{2}`` == ``0.5``), with a normalised string
+comparison as a cheap sufficient check.
 """
 
 from __future__ import annotations
@@ -203,16 +210,46 @@ def _math_verify(pred: str, truth: str) -> bool:
         return False
 
 
-def grade(pred: str | None, truth: str) -> bool:
+NUMERIC_DATASETS = ("gsm8k", "aime2024", "arith")
+SYMBOLIC_DATASETS = ("math500",)
+
+
+def numeric_dataset(name: str, truth: str | None = None) -> bool:
+    """Whether answers of dataset `name` are graded numerically (see `grade`).
+
+    gsm8k, aime2024, arith: True; math500: False; jsonl: True when its ground truth `truth` is a
+    plain number (`normalize_number`), False otherwise (``truth`` is required for jsonl).
+    """
+    if name in NUMERIC_DATASETS:
+        return True
+    if name in SYMBOLIC_DATASETS:
+        return False
+    if name == "jsonl":
+        if truth is None:
+            raise ValueError("dataset 'jsonl': numeric grading depends on the ground truth; pass truth")
+        return normalize_number(truth) is not None
+    raise ValueError(f"dataset {name!r}: choose one of {', '.join(NUMERIC_DATASETS + SYMBOLIC_DATASETS)}, jsonl")
+
+
+def grade(pred: str | None, truth: str, numeric: bool | None = None) -> bool:
     """Return whether the predicted answer matches the ground truth.
 
-    Plain numbers are compared with a relative tolerance of 1e-6 ("72.0" == "$72").
-    Otherwise the answers match if their normalised strings are equal or math_verify
-    finds them equivalent (``\\dfrac{1}{2}`` == ``0.5``, intervals, tuples, ...).
+    ``numeric=True`` (numeric data, `numeric_dataset`): both must be plain numbers
+    (`normalize_number`) and equal within a relative tolerance of 1e-6 ("72.0", "$72",
+    "72 dollars" == "72"); an expression is wrong even if it evaluates to the truth ("10-3",
+    "2+2=4", "\\frac{14}{2}" against "7"). ``numeric=False`` (MATH-500): plain numbers are
+    compared numerically, other answers match if their normalised strings are equal or
+    math_verify finds them equivalent (``\\dfrac{1}{2}`` == ``0.5``, intervals, tuples, ...).
+    ``numeric=None`` decides from the truth: numeric exactly when the truth is a plain number
+    (the rule for JSONL data); pass the dataset's flag where the dataset is known.
     """
     if pred is None or not pred.strip():
         return False
     pred_number, truth_number = normalize_number(pred), normalize_number(truth)
+    if numeric is None:
+        numeric = truth_number is not None
     if pred_number is not None and truth_number is not None:
         return math.isclose(pred_number, truth_number, rel_tol=1e-6)
+    if numeric:
+        return False  # an expression (or a non-number truth) never matches numerically
     return _normalize_text(pred) == _normalize_text(truth) or _math_verify(pred, truth)

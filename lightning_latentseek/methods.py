@@ -1,4 +1,9 @@
-"""The methods, one function each: Problem -> Outcome (LatentSeek, CoT, Best-of-N, self-consistency)."""
+"""The methods, one function each: Problem -> Outcome.
+
+``latentseek`` (the paper), ``random`` (the same loop with random latent steps: a control), and the
+baselines ``cot`` (greedy), ``bon`` (Best-of-N by reward; with PSRM it is the oracle pass@N) and
+``sc`` (self-consistency, majority vote).
+"""
 
 from __future__ import annotations
 
@@ -10,25 +15,32 @@ import lightning as L
 import torch
 
 from lightning_latentseek.config import SeekConfig
+from lightning_latentseek.engine import GenerationEngine, Row, TemperatureSampler
 from lightning_latentseek.grading import extract_answer, normalize_number
 from lightning_latentseek.latents import latent_window
-from lightning_latentseek.llm import FrozenLM
 from lightning_latentseek.module import LatentFault, LatentSeekModule
 from lightning_latentseek.problems import Problem
 from lightning_latentseek.prompts import solver_messages
-from lightning_latentseek.rewards import Reward, RewardResult
-from lightning_latentseek.search import Iterate, ProblemSearch
+from lightning_latentseek.rewards import Reward, RewardResult, judge_many
+from lightning_latentseek.search import Iterate, ProblemSearch, Sample
+from lightning_latentseek.seeds import stable_seed
 
 
 @dataclass
 class SolveContext:
-    """What every method needs: the frozen LLM, the reward, the settings and a Trainer factory."""
+    """What every method needs: the generation engine (and its frozen LLM), the reward, the settings,
+    a Trainer factory (K = its max_steps) and this problem's seed."""
 
-    llm: FrozenLM
+    engine: GenerationEngine
     reward: Reward | None
     cfg: SeekConfig
     make_trainer: Callable[[], L.Trainer] | None = None
     seed: int = 0
+    max_steps: int = 10
+
+    @property
+    def llm(self):
+        return self.engine.lm
 
 
 @dataclass
@@ -42,56 +54,57 @@ class Outcome:
     cot_tokens: int | None = None
     iterations: int = 0
     n_latents: int = 0
-    rewards: list[float] = field(default_factory=list)
-    trajectory: list[dict] = field(default_factory=list)  # one entry per decoded answer (LatentSeek)
+    rewards: list[float] = field(default_factory=list)  # the best reward of each iteration (CoT first)
+    trajectory: list[dict] = field(default_factory=list)  # one entry per iteration (LatentSeek)
     samples: list[dict] = field(default_factory=list)  # one entry per sample (BoN, SC)
     stop_reason: str = "done"
     hit_cap: bool = False
     solver_tokens: int = 0
     verifier_tokens: int = 0
+    reward_calls: int = 0  # answers judged, repeats included (the budget the methods are compared on)
     best_text: str | None = None
     best_reward: float | None = None
 
 
 def solver_prompt_ids(ctx: SolveContext, problem: Problem) -> list[int]:
-    """problem -> prompt c (token ids of the chat-formatted solver prompt)."""
-    return ctx.llm.encode_chat(solver_messages(problem.question, ctx.cfg.prompt, problem.dataset))
-
-
-def _verifier_tokens(results: list[RewardResult]) -> int:
-    return sum(r.verifier_tokens for r in results)
+    """problem -> prompt c: token ids of the chat-formatted solver prompt (``tokenizer(text)``, as the original)."""
+    messages = solver_messages(problem.question, ctx.cfg.prompt, problem.dataset, ctx.cfg.prompt_set)
+    return ctx.llm.encode_chat(messages, add_special_tokens=True)
 
 
 # --------------------------------------------------------------------------------------- LatentSeek
-def latentseek(problem: Problem, ctx: SolveContext) -> Outcome:
-    """CoT + latents -> per-problem fit (decode, reward, loss, step) until R > tau or K steps."""
-    cfg = ctx.cfg
-    cot = ctx.llm.cot(solver_prompt_ids(ctx, problem), cfg.max_new_tokens)
+def latentseek(problem: Problem, ctx: SolveContext, step: str = "reinforce") -> Outcome:
+    """problem -> prompt -> CoT + latents -> per-problem fit (loss, step, decode, continue, reward) until
+    R > tau or K iterations -> the last decoded answer (or the best one, `--model.answer_selection best`)."""
+    cfg, llm = ctx.cfg, ctx.llm
+    prompt = solver_prompt_ids(ctx, problem)
+    cot = ctx.engine.generate([Row(prompt, cfg.max_new_tokens, llm.cot_stop_ids, keep_hidden=True,
+                                   keep_cache=True)])[0]
     start, n = latent_window(len(cot.tokens), cfg.rho, cfg.max_latents, cfg.start_fraction)
-    search = ProblemSearch(ctx.llm, problem, cot, ctx.reward, start, n, cfg.max_new_tokens, reuse=cfg.reuse)
-    stop_reason = _fit(search, cot.latents[start:start + n], ctx) if n > 0 else "no_latents"
-    if search.history[0].reward.value > cfg.tau:
+    search = ProblemSearch(ctx.engine, problem, prompt, cot, ctx.reward, start, n, cfg.max_new_tokens, reuse=cfg.reuse)
+    if search.reward > cfg.tau:
         stop_reason = "cot_above_tau"
-    chosen = search.best if cfg.answer_selection == "best" else search.current
-    best = search.best
-    fresh = [it for it in search.history if not it.reused]
-    return Outcome(
-        method="latentseek", text=chosen.text, tokens=len(chosen.tokens),
-        cot_text=search.history[0].text, cot_tokens=len(cot.tokens),
-        iterations=len(search.history) - 1, n_latents=n,
-        rewards=[it.reward.value for it in search.history],
-        trajectory=[_iterate_entry(it) for it in search.history],
-        stop_reason=stop_reason, hit_cap=chosen.hit_cap,
-        solver_tokens=sum(len(it.tokens) for it in fresh),
-        verifier_tokens=_verifier_tokens(list({id(it.reward): it.reward for it in search.history}.values())),
-        best_text=best.text, best_reward=best.reward.value,
-    )
+    elif ctx.max_steps == 0:
+        stop_reason = "max_steps"
+    elif n == 0:
+        stop_reason = "no_latents"
+    else:
+        stop_reason = _fit(search, cot.hidden[start:start + n], ctx, step)
+    return _latentseek_outcome("random" if step == "random" else "latentseek", search, n, stop_reason, cfg)
 
 
-def _fit(search: ProblemSearch, latents: torch.Tensor, ctx: SolveContext) -> str:
+def random_control(problem: Problem, ctx: SolveContext) -> Outcome:
+    """The control: LatentSeek's loop with each step a random move of the latents (no gradient)."""
+    return latentseek(problem, ctx, step="random")
+
+
+def _fit(search: ProblemSearch, latents: torch.Tensor, ctx: SolveContext, step: str) -> str:
     """Run the per-problem Lightning fit; returns why it stopped. A fault inside the fit ends only this
     problem, which keeps the answers found so far (the run frees memory after an OOM)."""
-    module = LatentSeekModule(search, latents, lr=ctx.cfg.lr, optimizer=ctx.cfg.optimizer)
+    cfg = ctx.cfg
+    module = LatentSeekModule(search, latents, lr=cfg.lr, optimizer=cfg.optimizer,
+                              samples_per_step=cfg.samples_per_step, temperature=cfg.temperature, step=step,
+                              generator=torch.Generator().manual_seed(ctx.seed))
     trainer = ctx.make_trainer()
     try:
         trainer.fit(module)
@@ -105,32 +118,60 @@ def _fit(search: ProblemSearch, latents: torch.Tensor, ctx: SolveContext) -> str
         if isinstance(stop.__context__, KeyboardInterrupt):
             raise KeyboardInterrupt from stop
         raise
-    if search.reward > ctx.cfg.tau:
-        return "reward_above_tau"
-    return "max_steps"
+    return "reward_above_tau" if search.reward > cfg.tau else "max_steps"
 
 
-def _iterate_entry(it: Iterate) -> dict:
-    return {"iteration": it.iteration, "text": it.text, "reward": it.reward.value, "reused": it.reused,
-            "tokens": len(it.tokens), "hit_cap": it.hit_cap, "reward_details": it.reward.details}
+def _latentseek_outcome(method: str, search: ProblemSearch, n: int, stop_reason: str, cfg: SeekConfig) -> Outcome:
+    chosen = search.best() if cfg.answer_selection == "best" else search.current.best
+    best = search.best()
+    samples = [s for it in search.history for s in it.samples]
+    judged = {s.text: s.reward for s in samples}  # each distinct answer was judged once
+    return Outcome(
+        method=method, text=chosen.text, tokens=len(chosen.tokens),
+        cot_text=search.history[0].samples[0].text, cot_tokens=len(search.history[0].samples[0].tokens),
+        iterations=len(search.history) - 1, n_latents=n,
+        rewards=[it.best.reward.value for it in search.history],
+        trajectory=[_iterate_entry(search, it, cfg.samples_per_step > 1) for it in search.history],
+        stop_reason=stop_reason, hit_cap=chosen.hit_cap,
+        solver_tokens=search.solver_tokens,
+        verifier_tokens=sum(r.verifier_tokens for r in judged.values()),
+        reward_calls=len(samples),
+        best_text=best.text, best_reward=best.reward.value,
+    )
+
+
+def _sample_entry(search: ProblemSearch, sample: Sample) -> dict:
+    return {"text": sample.text, "reward": sample.reward.value, "reused": sample.reused, "tokens": len(sample.tokens),
+            "hit_cap": sample.hit_cap, "latent_text": search.llm.decode(sample.window),
+            "reward_details": sample.reward.details}
+
+
+def _iterate_entry(search: ProblemSearch, it: Iterate, with_samples: bool) -> dict:
+    """One trajectory entry: the iteration's best sample, the step that led to it, and all samples when M > 1."""
+    entry = {"iteration": it.iteration, **_sample_entry(search, it.best), "loss": it.loss, "step_norm": it.step_norm}
+    if with_samples:
+        entry["samples"] = [_sample_entry(search, s) for s in it.samples]
+    return entry
 
 
 # --------------------------------------------------------------------------------------- baselines
 def cot(problem: Problem, ctx: SolveContext) -> Outcome:
-    """Greedy chain of thought (no reward, no optimisation)."""
-    tokens, hit_cap = ctx.llm.continue_greedy(ctx.llm.prefill(solver_prompt_ids(ctx, problem)), [],
-                                              ctx.cfg.max_new_tokens)
-    text = ctx.llm.decode(tokens)
-    return Outcome(method="cot", text=text, tokens=len(tokens), cot_text=text, cot_tokens=len(tokens),
-                   hit_cap=hit_cap, solver_tokens=len(tokens), stop_reason="done")
+    """Greedy chain of thought (no reward, no optimisation): the same tokens as LatentSeek's CoT."""
+    generation = ctx.engine.generate([Row(solver_prompt_ids(ctx, problem), ctx.cfg.max_new_tokens,
+                                          ctx.llm.cot_stop_ids)])[0]
+    text = ctx.llm.decode(generation.tokens)
+    return Outcome(method="cot", text=text, tokens=len(generation.tokens), cot_text=text,
+                   cot_tokens=len(generation.tokens), hit_cap=generation.hit_cap,
+                   solver_tokens=len(generation.tokens), stop_reason="done")
 
 
 def _samples(problem: Problem, ctx: SolveContext) -> list[list[int]]:
-    """N samples at the configured temperature in one batched generate (seeded per problem)."""
-    generator = torch.Generator().manual_seed(ctx.seed)
+    """N samples at `sample_temperature`, one batched engine call; sample i is seeded by (problem seed, i)."""
     prompt = solver_prompt_ids(ctx, problem)
-    return ctx.llm.generate([prompt] * ctx.cfg.n_samples, ctx.cfg.max_new_tokens,
-                            temperature=ctx.cfg.temperature, generator=generator)
+    rows = [Row(prompt, ctx.cfg.max_new_tokens, ctx.llm.cot_stop_ids,
+                sampler=TemperatureSampler(ctx.cfg.sample_temperature, stable_seed(ctx.seed, i)))
+            for i in range(ctx.cfg.n_samples)]
+    return [g.tokens for g in ctx.engine.generate(rows)]
 
 
 def best_of_n_choice(rewards: list[float]) -> int:
@@ -157,21 +198,19 @@ def _vote_key(pred: str | None) -> str | None:
 
 
 def best_of_n(problem: Problem, ctx: SolveContext) -> Outcome:
-    """Best-of-N: N sampled answers, the one with the highest reward is returned."""
+    """Best-of-N: N sampled answers, the one with the highest reward is returned (with PSRM: pass@N)."""
     samples = _samples(problem, ctx)
     texts = [ctx.llm.decode(s) for s in samples]
-    judged: dict[str, RewardResult] = {}  # identical sample texts are judged once
-    for t in texts:
-        if t not in judged:
-            judged[t] = ctx.reward(problem, t)
+    distinct = list(dict.fromkeys(texts))  # identical sample texts are judged once
+    judged: dict[str, RewardResult] = dict(zip(distinct, judge_many(ctx.reward, problem, distinct)))
     results = [judged[t] for t in texts]
     pick = best_of_n_choice([r.value for r in results])
     return Outcome(
         method="bon", text=texts[pick], tokens=len(samples[pick]), rewards=[r.value for r in results],
         samples=[{"text": t, "reward": r.value, "tokens": len(s), "reward_details": r.details}
                  for t, r, s in zip(texts, results, samples)],
-        solver_tokens=sum(len(s) for s in samples), verifier_tokens=_verifier_tokens(list(judged.values())),
-        best_text=texts[pick], best_reward=results[pick].value, stop_reason="done",
+        solver_tokens=sum(len(s) for s in samples), verifier_tokens=sum(r.verifier_tokens for r in judged.values()),
+        reward_calls=len(samples), best_text=texts[pick], best_reward=results[pick].value, stop_reason="done",
     )
 
 
@@ -189,5 +228,5 @@ def self_consistency(problem: Problem, ctx: SolveContext) -> Outcome:
 
 
 METHOD_FUNCTIONS: dict[str, Callable[[Problem, SolveContext], Outcome]] = {
-    "latentseek": latentseek, "cot": cot, "bon": best_of_n, "sc": self_consistency,
+    "latentseek": latentseek, "random": random_control, "cot": cot, "bon": best_of_n, "sc": self_consistency,
 }

@@ -12,7 +12,7 @@ from typing import Iterable
 
 from torchmetrics.aggregation import MeanMetric
 
-from lightning_latentseek.grading import extract_answer, grade
+from lightning_latentseek.grading import extract_answer, grade, numeric_dataset
 from lightning_latentseek.methods import Outcome
 from lightning_latentseek.problems import Problem
 
@@ -21,18 +21,22 @@ RUN_CONFIG = "run_config.json"
 
 
 # ------------------------------------------------------------------------------------------ records
-def build_record(problem: Problem, outcome: Outcome, prompt: str, seconds: float, config_hash: str) -> dict:
-    """Outcome -> graded result record (one JSONL line)."""
+def build_record(problem: Problem, outcome: Outcome, prompt: str, seconds: float, config_hash: str,
+                 reward: str | None = None) -> dict:
+    """Outcome -> graded result record (one JSONL line). Every decoded answer is graded (trajectory
+    entries, their samples, baseline samples), so a report can tell how often the reward was right."""
 
     def graded(text: str | None) -> tuple[str | None, bool | None]:
         if text is None:
             return None, None
         pred = extract_answer(text, prompt)
-        return pred, grade(pred, problem.answer)
+        return pred, grade(pred, problem.answer, numeric_dataset(problem.dataset, problem.answer))
 
     def entry(step: dict) -> dict:
         details = step.get("reward_details")
-        compact = {**step, "reward_details": _compact(details)} if details else step
+        compact = {**step, "reward_details": _compact(details)} if details else dict(step)
+        if "samples" in step:
+            compact["samples"] = [entry(s) for s in step["samples"]]
         return {**compact, **dict(zip(("pred", "correct"), graded(step["text"])))}
 
     pred, correct = graded(outcome.text)
@@ -40,17 +44,18 @@ def build_record(problem: Problem, outcome: Outcome, prompt: str, seconds: float
     trajectory = [entry(step) for step in outcome.trajectory]
     samples = [entry(s) for s in outcome.samples]
     # unreadable verifier verdicts, once per distinct judged answer
-    judged = {step["text"]: step["reward_details"] for step in trajectory + samples if step.get("reward_details")}
+    every = trajectory + samples + [s for step in trajectory for s in step.get("samples", ())]
+    judged = {step["text"]: step["reward_details"] for step in every if step.get("reward_details")}
     verdict_failures = sum(d.get("verdict_failures", 0) for d in judged.values())
     return {
-        "id": problem.id, "method": outcome.method, "question": problem.question,
+        "id": problem.id, "method": outcome.method, "reward": reward, "question": problem.question,
         "ground_truth": problem.answer,
         "cot_text": outcome.cot_text, "cot_pred": cot_pred, "cot_correct": cot_correct,
         "text": outcome.text, "pred": pred, "correct": correct,
         "rewards": outcome.rewards, "iterations": outcome.iterations, "n_latents": outcome.n_latents,
         "cot_tokens": outcome.cot_tokens, "tokens": outcome.tokens,
         "solver_tokens": outcome.solver_tokens, "verifier_tokens": outcome.verifier_tokens,
-        "verdict_failures": verdict_failures,
+        "reward_calls": outcome.reward_calls, "verdict_failures": verdict_failures,
         "best_text": outcome.best_text, "best_reward": outcome.best_reward,
         "seconds": round(seconds, 3), "finished_at": time.time(), "stop_reason": outcome.stop_reason, "hit_cap": outcome.hit_cap,
         "trajectory": trajectory, "samples": samples, "config_hash": config_hash,
@@ -212,6 +217,7 @@ def summarize(records: list[dict], config: dict, max_iterations: int) -> dict:
         "mean_iterations": _mean(r["iterations"] for r in solved),
         "mean_solver_tokens": _mean(r["solver_tokens"] for r in solved),
         "mean_verifier_tokens": _mean(r["verifier_tokens"] for r in solved),
+        "mean_reward_calls": _mean(r.get("reward_calls", 0) for r in solved),
         "seconds_per_problem": _mean(r["seconds"] for r in solved),
         "stop_reasons": stop_reasons,
         "accuracy_by_iteration": accuracy_by_iteration(solved, max_iterations),

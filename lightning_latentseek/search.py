@@ -1,49 +1,71 @@
-"""One problem's search in latent space: the decode -> continue -> reward half of an iteration.
+"""One problem's search in latent space: the continue -> reward half of an iteration, and its trajectory.
 
-`ProblemSearch` holds the prompt's KV cache, the fixed CoT prefix x_1..x_s, the reward and
-the trajectory. Its `step(tokens)` turns the tokens decoded from the latents into a full
-answer (continuing greedily from prompt + x_1..x_s + tokens) and rewards it. Nothing is
-recomputed when the decoded tokens (or the answer text) were seen before in this problem.
+`ProblemSearch` holds the prompt c, the fixed CoT prefix x_1..x_s, the reward and every decoded
+answer. `step(windows)` turns the token windows decoded from the latents into full answers
+(continuing greedily from prompt + x_1..x_s + window, all windows in one engine call) and rewards
+them. A window decoded before in this problem is not continued again, and an answer text judged
+before is not judged again (both are deterministic: greedy continuations, seeded verifiers).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Sequence
 
-from lightning_latentseek.llm import CoT, FrozenLM
+from lightning_latentseek.engine import FrozenLM, Generation, GenerationEngine, Row
 from lightning_latentseek.problems import Problem
-from lightning_latentseek.rewards import Reward, RewardResult
+from lightning_latentseek.rewards import Reward, RewardResult, judge_many
 
 
 @dataclass
-class Iterate:
-    """One decoded answer on the search path; iteration 0 is the CoT itself."""
+class Sample:
+    """One decoded answer: the latent window's tokens, the whole answer, its reward."""
 
-    iteration: int
+    window: list[int]
     tokens: list[int]
     text: str
     reward: RewardResult
     hit_cap: bool
-    reused: bool = False
+    reused: bool = False  # continued or judged before in this problem: nothing was generated for it
+
+
+@dataclass
+class Iterate:
+    """The decodings of one iteration (iteration 0: the CoT), with the step that led to them."""
+
+    iteration: int
+    samples: list[Sample]
+    loss: float | None = None  # the policy-gradient loss of the step that produced these latents
+    step_norm: float | None = None  # how far that step moved the latents
+
+    @property
+    def best(self) -> Sample:
+        """The highest-rewarded sample (the first among ties): what the stop rule and `last` look at."""
+        return max(self.samples, key=lambda s: s.reward.value)
 
 
 class ProblemSearch:
-    """Decode, continue and reward answers for one problem; remembers every answer it produced."""
+    """Continue and reward decoded windows for one problem; remembers every answer it produced."""
 
-    def __init__(self, llm: FrozenLM, problem: Problem, cot: CoT, reward: Reward, start: int, n: int,
-                 max_new_tokens: int, reuse: bool = True):
-        self.llm, self.problem, self.reward_fn = llm, problem, reward
-        self.prompt = cot.prompt
+    def __init__(self, engine: GenerationEngine, problem: Problem, prompt_ids: Sequence[int], cot: Generation,
+                 reward: Reward, start: int, n: int, max_new_tokens: int, reuse: bool = True):
+        self.engine, self.llm, self.problem, self.reward_fn = engine, engine.lm, problem, reward
+        self.prompt_ids = list(prompt_ids)
         self.fixed = list(cot.tokens[:start])
         self.window = (start, n)
         self.max_new_tokens = max_new_tokens
         self.reuse = reuse
+        self.solver_tokens = len(cot.tokens)  # tokens the solver generated for this problem (CoT + continuations)
         self._answers: dict[tuple[int, ...], tuple[list[int], bool]] = {}
         self._rewards: dict[str, RewardResult] = {}
-        self._answers[tuple(cot.tokens[start:start + n])] = (list(cot.tokens), cot.hit_cap)
-        text = llm.decode(cot.tokens)
-        self.history: list[Iterate] = [Iterate(0, list(cot.tokens), text, self._reward(text), cot.hit_cap)]
+        window = list(cot.tokens[start:start + n])
+        if cot.tokens and cot.tokens[-1] in self.llm.continuation_stop_ids:
+            # The continuation of the CoT's own window is the CoT itself, as long as the CoT ended at EOS: a CoT
+            # cut by the cap (or by another stop word) would be continued further after its window.
+            self._answers[tuple(window)] = (list(cot.tokens), cot.hit_cap)
+        text = self.llm.decode(cot.tokens)
+        cot_sample = Sample(window, list(cot.tokens), text, self._judge([text])[0], cot.hit_cap)
+        self.history: list[Iterate] = [Iterate(0, [cot_sample])]
 
     @property
     def current(self) -> Iterate:
@@ -51,33 +73,37 @@ class ProblemSearch:
 
     @property
     def reward(self) -> float:
-        """R of the latest decoded answer: the reward the next policy-gradient step uses."""
-        return self.current.reward.value
+        """The best reward of the latest decodings: what tau is compared with."""
+        return self.current.best.reward.value
 
-    @property
-    def best(self) -> Iterate:
-        """The highest-rewarded answer (the earliest among ties)."""
-        return max(self.history, key=lambda it: (it.reward.value, -it.iteration))
+    def best(self) -> Sample:
+        """The highest-rewarded answer of the whole search (the earliest among ties)."""
+        return max((s for it in self.history for s in it.samples), key=lambda s: s.reward.value)
 
-    def step(self, latent_tokens: Sequence[int]) -> Iterate:
-        """Tokens decoded from the latents -> greedy continuation to EOS -> reward."""
-        key = tuple(latent_tokens)
-        reused = self.reuse and key in self._answers
-        if reused:
-            tokens, hit_cap = self._answers[key]
-        else:
-            prefix = self.fixed + list(latent_tokens)
-            rest, hit_cap = self.llm.continue_greedy(self.prompt, prefix, max(0, self.max_new_tokens - len(prefix)))
-            tokens = prefix + rest
-            hit_cap = hit_cap or (not rest and len(prefix) >= self.max_new_tokens)
-            self._answers[key] = (tokens, hit_cap)
-        text = self.llm.decode(tokens)
-        iterate = Iterate(len(self.history), tokens, text, self._reward(text), hit_cap, reused)
+    def step(self, windows: Sequence[Sequence[int]], loss: float | None = None,
+             step_norm: float | None = None) -> Iterate:
+        """Windows decoded from the latents -> greedy continuations to EOS (one batched call) -> rewards."""
+        windows = [list(w) for w in windows]
+        fresh = [w for w in dict.fromkeys(map(tuple, windows)) if not (self.reuse and w in self._answers)]
+        if fresh:
+            rows = [Row(self.prompt_ids + self.fixed + list(w), self.max_new_tokens, self.llm.continuation_stop_ids,
+                        keep_cache=True) for w in fresh]
+            for w, generation in zip(fresh, self.engine.generate(rows)):
+                self._answers[w] = (self.fixed + list(w) + generation.tokens, generation.hit_cap)
+                self.solver_tokens += len(generation.tokens)
+        answers = [self._answers[tuple(w)] for w in windows]
+        texts = [self.llm.decode(tokens) for tokens, _ in answers]
+        rewards = self._judge(texts)
+        samples = [Sample(w, tokens, text, reward, hit_cap, reused=self.reuse and tuple(w) not in fresh)
+                   for w, (tokens, hit_cap), text, reward in zip(windows, answers, texts, rewards)]
+        iterate = Iterate(len(self.history), samples, loss, step_norm)
         self.history.append(iterate)
         return iterate
 
-    def _reward(self, text: str) -> RewardResult:
-        """R(x, c); identical answers are judged once per problem."""
-        if not self.reuse or text not in self._rewards:
-            self._rewards[text] = self.reward_fn(self.problem, text)
-        return self._rewards[text]
+    def _judge(self, texts: list[str]) -> list[RewardResult]:
+        """R(x, c) for each text; a text judged before in this problem is not judged again."""
+        new = [t for t in dict.fromkeys(texts) if not (self.reuse and t in self._rewards)]
+        if new:
+            for text, result in zip(new, judge_many(self.reward_fn, self.problem, new)):
+                self._rewards[text] = result
+        return [self._rewards[t] for t in texts]

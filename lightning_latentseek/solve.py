@@ -17,29 +17,34 @@ import subprocess
 import sys
 import time
 import warnings
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import lightning as L
 import torch
 
-from callbacks import ProblemCallback, RecordWriter, RewardThreshold, RichProblemProgress
+from callbacks import ProblemCallback, RecordWriter, RewardThreshold, RichProblemProgress, RunLogger
 from lightning_latentseek.config import METHODS, DataConfig, SeekConfig
-from lightning_latentseek.llm import load_llm, resolve_llm_source
+from lightning_latentseek.engine import GenerationEngine, load_llm, resolve_llm_source
+from lightning_latentseek.errors import UserError
 from lightning_latentseek.methods import METHOD_FUNCTIONS, Outcome, SolveContext
 from lightning_latentseek.problems import Problem, ProblemDataError, load_problems_with_errors
 from lightning_latentseek.records import (RESULTS, RUN_CONFIG, build_record, config_hash, finished_records, merge,
                                           summarize, summary_markdown)
 from lightning_latentseek.rewards import build_reward
+from lightning_latentseek.seeds import stable_seed
 
 # Per-problem Trainer flags that keep a fit to milliseconds of overhead (see docs on per-problem fits).
 FIT_FLAGS = dict(enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
                  num_sanity_val_steps=0, limit_val_batches=0, max_epochs=-1)
-# Trainer options that describe the whole run (ranks), not one problem's single-device fit.
-RUN_ONLY_TRAINER_KEYS = ("devices", "num_nodes", "strategy")
+# Trainer options that describe the whole run (ranks, the run's logger), not one problem's single-device fit.
+RUN_ONLY_TRAINER_KEYS = ("devices", "num_nodes", "strategy", "logger", "callbacks", "precision")
+FIT_PRECISION = "32-true"  # the latents are fp32; the LLM's dtype comes from --trainer.precision
 
 
-class ConfigMismatchError(RuntimeError):
+class ConfigMismatchError(UserError, RuntimeError):
     """`--output_dir` already holds results of a different configuration."""
 
 
@@ -59,6 +64,7 @@ class RunSpec:
 
     @property
     def max_steps(self) -> int:
+        """K: 0 means no iteration (the CoT is the answer); unset or negative means the default 10."""
         steps = self.trainer.get("max_steps", 10)
         return 10 if steps is None or steps < 0 else int(steps)
 
@@ -66,6 +72,8 @@ class RunSpec:
         """The settings that change a problem's result (keys of the resume hash)."""
         model = dataclasses.asdict(self.model)
         data = {k: getattr(self.data, k) for k in ("name", "path", "split", "question_field", "answer_field")}
+        if self.data.name == "arith":
+            data.update(arith_steps=self.data.arith_steps, arith_seed=self.data.arith_seed)
         precision = self.trainer.get("precision")
         return {"method": self.method, "seed": self.seed, "max_steps": self.max_steps,
                 "precision": str(precision), "model": model, "data": data}
@@ -183,10 +191,12 @@ def count_devices(trainer_cfg: dict, accelerator: str) -> int:
 
 
 def resolve_precision(trainer_cfg: dict, accelerator: str) -> tuple[str, torch.dtype]:
-    """Trainer precision and the LLM's dtype: bf16 on GPU, fp32 on CPU unless set."""
+    """`--trainer.precision` and the LLM's dtype it implies: bf16 on GPU, fp32 on CPU unless set
+    (``bf16-true``/``bf16-mixed`` load the LLM in bf16, ``16-*`` in fp16). The latents stay fp32 whatever
+    it is: the per-problem fits always run at ``32-true`` (`FIT_PRECISION`)."""
     precision = trainer_cfg.get("precision")
     if precision is None:
-        precision = "bf16-mixed" if accelerator == "cuda" else "32-true"
+        precision = "bf16-true" if accelerator == "cuda" else "32-true"
     precision = str(precision)
     if precision.startswith("bf16"):
         return precision, torch.bfloat16
@@ -199,16 +209,16 @@ def resolve_precision(trainer_cfg: dict, accelerator: str) -> tuple[str, torch.d
 def run(spec: RunSpec) -> dict | None:
     """Solve every problem of `spec` that `output_dir` does not hold yet; returns the summary (rank 0).
 
-    Ctrl-C stops cleanly: the problem in flight is dropped (a resume solves it again), every finished
+    Ctrl-C stops cleanly: the problems in flight are dropped (a resume solves them again), every finished
     record stays, rank 0 writes results.jsonl and the summary of what finished, and the process exits 130.
     """
     if spec.method not in METHODS:
-        raise ValueError(f"--method {spec.method!r}: choose one of {', '.join(METHODS)}")
+        raise UserError(f"--method {spec.method!r}: choose one of {', '.join(METHODS)}")
     resolve_llm_source(spec.model.llm)  # a wrong --model.llm fails before any work
     accelerator = resolve_accelerator(spec.trainer)
     devices = count_devices(spec.trainer, accelerator)
     num_nodes = int(spec.trainer.get("num_nodes") or 1)
-    problems, bad_rows = load_problems_with_errors(**dataclasses.asdict(spec.data))
+    problems, bad_rows = load_problems(spec.data)
     out_dir = Path(spec.output_dir)
     rank = detect_rank(devices, num_nodes)
     if rank.rank == 0:
@@ -223,8 +233,9 @@ def run(spec: RunSpec) -> dict | None:
     digest = config_hash(spec.result_config())
     done = finished_records(out_dir, digest)
     shard = [p for i, p in enumerate(problems) if i % rank.world == rank.rank and str(p.id) not in done]
+    run_logger = RunLogger(spec.trainer.get("logger"), run_config(spec), spec.max_steps) if rank.rank == 0 else None
     try:
-        solve_shard(spec, shard, rank, accelerator, devices, out_dir, digest)
+        solve_shard(spec, shard, rank, accelerator, devices, out_dir, digest, run_logger)
         unfinished = wait_for_all_ranks(store, rank, children) if rank.rank == 0 else {}
         interrupted = False
     except KeyboardInterrupt:
@@ -239,7 +250,8 @@ def run(spec: RunSpec) -> dict | None:
         if interrupted:
             raise SystemExit(130)
         return None
-    summary = finish(out_dir, spec, problems, bad_rows, digest, final=not (interrupted or unfinished))
+    summary = finish(out_dir, spec, problems, bad_rows, digest, final=not (interrupted or unfinished),
+                     run_logger=run_logger)
     if interrupted or unfinished:
         stopped = ", ".join(f"rank {r}: {why}" for r, why in sorted(unfinished.items())) or "interrupted"
         print(f"Stopped early ({stopped}): {summary['n']} of {len(problems)} problems are done; "
@@ -248,19 +260,31 @@ def run(spec: RunSpec) -> dict | None:
     return summary
 
 
+def load_problems(data: DataConfig) -> tuple[list[Problem], list[ProblemDataError]]:
+    """The run's problems: a dataset file or hub id, or this project's generated arithmetic problems."""
+    if data.name != "arith":
+        return load_problems_with_errors(**data.loader_args())
+    from lightning_latentseek.arith import arith_problems
+
+    return arith_problems(data.arith_steps, data.arith_size, data.arith_seed, data.start, data.limit), []
+
+
 def solve_shard(spec: RunSpec, shard: list[Problem], rank: Rank, accelerator: str, local_ranks: int, out_dir: Path,
-                digest: str) -> None:
-    """Solve this rank's problems in order, appending each finished record to this rank's results file."""
-    precision, dtype = resolve_precision(spec.trainer, accelerator)
+                digest: str, run_logger: RunLogger | None = None) -> None:
+    """Solve this rank's problems, `--data.batch_size` at a time, appending each finished record to this
+    rank's results file as soon as it is done."""
+    _, dtype = resolve_precision(spec.trainer, accelerator)
     listed = spec.trainer.get("devices")
-    index = listed[rank.local_rank] if isinstance(listed, (list, tuple)) else rank.local_rank
-    device = torch.device(f"cuda:{index}") if accelerator == "cuda" else torch.device(accelerator)
+    device_index = listed[rank.local_rank] if isinstance(listed, (list, tuple)) else rank.local_rank
+    device = torch.device(f"cuda:{device_index}") if accelerator == "cuda" else torch.device(accelerator)
     if accelerator == "cpu" and local_ranks > 1:  # CPU ranks of one node share its cores
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // local_ranks))
     results_path = out_dir / (RESULTS if rank.world == 1 else f"results.rank{rank.rank}.jsonl")
     problem_callbacks: list[ProblemCallback] = [RecordWriter(results_path)]
     if spec.progress and rank.rank == 0:
         problem_callbacks.append(RichProblemProgress())
+    if run_logger is not None:
+        problem_callbacks.append(run_logger)
     user_callbacks = list(spec.trainer.get("callbacks") or [])
     problem_callbacks += [cb for cb in user_callbacks if isinstance(cb, ProblemCallback)]
     try:
@@ -269,49 +293,109 @@ def solve_shard(spec: RunSpec, shard: list[Problem], rank: Rank, accelerator: st
         if not shard:
             return
         llm = load_llm(spec.model.llm, device, dtype)
+        engine = GenerationEngine(llm)
         reward = None if spec.method in ("cot", "sc") else build_reward(
-            spec.model.reward, llm=llm, prompt=spec.model.prompt, args=spec.model.reward_args,
-            verifier_max_new_tokens=spec.model.verifier_max_new_tokens, format_rule=spec.model.format_rule)
-        trainer_kwargs = per_problem_trainer_kwargs(spec.trainer, accelerator, index, precision)
+            spec.model.reward, engine=engine, prompt=spec.model.prompt, args=spec.model.reward_args,
+            prompt_set=spec.model.prompt_set, max_new_tokens=spec.model.verifier_max_new_tokens,
+            sampling=spec.model.verifier_sampling, seed=spec.seed, format_rule=spec.model.format_rule)
+        trainer_kwargs = per_problem_trainer_kwargs(spec.trainer, accelerator, device_index)
         solve = METHOD_FUNCTIONS[spec.method]
-        for index, problem in enumerate(shard):
-            for cb in problem_callbacks:
-                cb.on_problem_start(problem)
-            ctx = SolveContext(llm, reward, spec.model, seed=problem_seed(spec.seed, problem),
-                               make_trainer=lambda: L.Trainer(**trainer_kwargs, callbacks=[
+
+        def solve_one(problem: Problem) -> Outcome:
+            ctx = SolveContext(engine, reward, spec.model, seed=problem_seed(spec.seed, problem),
+                               max_steps=spec.max_steps, make_trainer=lambda: L.Trainer(**trainer_kwargs, callbacks=[
                                    RewardThreshold(spec.model.tau), *user_callbacks]))
-            started = time.perf_counter()
             try:
-                outcome = solve(problem, ctx)
+                return solve(problem, ctx)
             except torch.OutOfMemoryError:
                 # Out of memory outside a fit (the CoT, a baseline's samples; `_fit` handles its own):
                 # this problem ends without an answer, the run goes on.
-                outcome = Outcome(method=spec.method, text="", tokens=0, stop_reason="out_of_memory")
-            record = build_record(problem, outcome, spec.model.prompt, time.perf_counter() - started, digest)
+                return Outcome(method=spec.method, text="", tokens=0, stop_reason="out_of_memory")
+
+        def started(problem: Problem) -> None:
+            for cb in problem_callbacks:
+                cb.on_problem_start(problem)
+
+        def finished(problem: Problem, outcome: Outcome, seconds: float) -> None:
+            record = build_record(problem, outcome, spec.model.prompt, seconds, digest, reward=spec.model.reward)
             for cb in problem_callbacks:
                 cb.on_problem_end(problem, record)
-            if outcome.stop_reason == "out_of_memory" or index % 50 == 49:
-                release_memory()
+
+        try:
+            solve_concurrently(shard, solve_one, spec.data.batch_size, engine, started, finished)
+        finally:
+            engine.close()
     finally:
         for cb in problem_callbacks:
             cb.on_run_end()
 
 
-def per_problem_trainer_kwargs(trainer_cfg: dict, accelerator: str, device_index: int, precision: str) -> dict:
-    """The run's --trainer.* options turned into one problem's single-device Trainer (no DDP)."""
-    kwargs = {k: v for k, v in trainer_cfg.items() if k not in RUN_ONLY_TRAINER_KEYS and k != "callbacks"}
+def solve_concurrently(problems: list[Problem], solve_one: Callable[[Problem], Outcome], batch_size: int,
+                       engine: GenerationEngine, started: Callable[[Problem], None],
+                       finished: Callable[[Problem, Outcome, float], None]) -> None:
+    """Solve up to `batch_size` problems at once, each in a thread of its own (its own fit), their generation
+    sharing the engine's batched forwards; a finished problem's slot goes to the next one at once.
+
+    `started`/`finished` run on this (the calling) thread, in the order problems start and end. Ctrl-C or
+    an error in one problem (a bug, not a fault the method handles) cancels the problems in flight (the
+    engine fails their requests), waits until their threads have ended, and is raised again here.
+    """
+    waiting = iter(problems)
+    running: dict[Future, tuple[Problem, float]] = {}
+    handled = 0
+    with ThreadPoolExecutor(max_workers=batch_size, thread_name_prefix="problem") as pool:
+
+        def start_next() -> None:
+            problem = next(waiting, None)
+            if problem is not None:
+                started(problem)
+                running[pool.submit(solve_one, problem)] = (problem, time.perf_counter())
+
+        try:
+            for _ in range(batch_size):
+                start_next()
+            while running:
+                done, _ = wait(running, timeout=0.25, return_when=FIRST_COMPLETED)
+                for future in sorted(done, key=lambda f: running[f][1]):
+                    problem, begun = running.pop(future)
+                    finished(problem, future.result(), time.perf_counter() - begun)
+                    handled += 1
+                    if handled % 50 == 0:
+                        release_memory()
+                    start_next()
+        except BaseException:
+            engine.cancel("the run is stopping")
+            wait(list(running))
+            engine.reopen()
+            raise
+
+
+def per_problem_trainer_kwargs(trainer_cfg: dict, accelerator: str, device_index: int) -> dict:
+    """The run's --trainer.* options turned into one problem's single-device Trainer (no DDP, no logger:
+    the run's logger gets the whole run through `RunLogger`)."""
+    kwargs = {k: v for k, v in trainer_cfg.items() if k not in RUN_ONLY_TRAINER_KEYS}
     kwargs.update(FIT_FLAGS)
     kwargs["accelerator"] = accelerator
     kwargs["devices"] = [device_index] if accelerator == "cuda" else 1
-    kwargs["precision"] = precision
-    kwargs["max_steps"] = kwargs.get("max_steps") if (kwargs.get("max_steps") or -1) >= 0 else 10
-    kwargs.setdefault("logger", False)
+    kwargs["precision"] = FIT_PRECISION
+    steps = kwargs.get("max_steps")
+    kwargs["max_steps"] = 10 if steps is None or steps < 0 else steps
+    kwargs["logger"] = False
     return kwargs
 
 
 def problem_seed(seed: int, problem: Problem) -> int:
-    """A per-problem seed that does not depend on sharding or resuming."""
-    return (seed * 1_000_003 + int.from_bytes(str(problem.id).encode()[:8].ljust(8, b"\0"), "little")) % (2**63)
+    """A per-problem seed from --seed and the whole problem id (stable hash): the same whatever the
+    sharding, the batch or the resume."""
+    return stable_seed(seed, problem.id)
+
+
+def run_config(spec: RunSpec) -> dict:
+    """The resolved settings of the run, as plain JSON (summary.json, the logger's hyper-parameters)."""
+    config = {"method": spec.method, "seed": spec.seed, "output_dir": spec.output_dir,
+              "model": dataclasses.asdict(spec.model), "data": dataclasses.asdict(spec.data),
+              "trainer": {k: v for k, v in spec.trainer.items() if k not in ("callbacks", "logger")}}
+    return json.loads(json.dumps(config, default=str))
 
 
 def prepare_output_dir(out_dir: Path, spec: RunSpec) -> None:
@@ -347,20 +431,20 @@ def _differences(a: dict, b: dict, prefix: str = "") -> list[str]:
 
 
 def finish(out_dir: Path, spec: RunSpec, problems: list[Problem], bad_rows: list[ProblemDataError], digest: str,
-           final: bool = True) -> dict:
+           final: bool = True, run_logger: RunLogger | None = None) -> dict:
     """Merge the records into results.jsonl, write summary.json and summary.md, print the table.
 
     `final`: every rank finished its shard, so the rank files are folded in and removed; after an
-    interruption they stay (another node may still be writing) and the resume reads them.
+    interruption they stay (another node may still be writing) and the resume reads them. The run's
+    logger gets the records of the other ranks (rank 0 logged its own as they arrived), then closes.
     """
     skipped = [skipped_record(error) for error in bad_rows]
     records = merge(out_dir, [str(p.id) for p in problems], digest, skipped, final=final)
-    config = {"method": spec.method, "seed": spec.seed, "output_dir": spec.output_dir,
-              "model": dataclasses.asdict(spec.model), "data": dataclasses.asdict(spec.data),
-              "trainer": {k: v for k, v in spec.trainer.items() if k != "callbacks"}}
-    summary = summarize(records, json.loads(json.dumps(config, default=str)), spec.max_steps)
+    summary = summarize(records, run_config(spec), spec.max_steps)
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     (out_dir / "summary.md").write_text(summary_markdown(summary, title=spec.method) + "\n")
+    if run_logger is not None:
+        run_logger.finish(records, summary)
     if spec.progress:
         from lightning_latentseek.report import print_table
 

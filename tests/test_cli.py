@@ -10,7 +10,7 @@ import pytest
 
 from lightning_latentseek.cli import main
 from lightning_latentseek.grading import extract_answer, grade
-from lightning_latentseek.llm import LLMLoadError
+from lightning_latentseek.engine import LLMLoadError
 from lightning_latentseek.problems import ProblemDataError
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,4 +1,5 @@
-"""The method itself on tiny random models: latents, loss, KV cache, the per-problem fit, stopping."""
+"""The method itself on tiny random models: latents, the loss, the per-problem fit, stopping, sampling,
+the controls, and the paper's loop reproduced token for token and loss for loss."""
 
 from __future__ import annotations
 
@@ -10,14 +11,14 @@ import torch
 
 from callbacks import RewardThreshold
 from lightning_latentseek.config import SeekConfig
-from lightning_latentseek.latents import (LatentParameter, decode_latents, latent_window, n_latents,
-                                          reinforce_loss)
-from lightning_latentseek.methods import SolveContext, latentseek, solver_prompt_ids
-from lightning_latentseek.module import LatentSeekModule
+from lightning_latentseek.engine import GenerationEngine
+from lightning_latentseek.latents import (LatentParameter, adam_step_norm, decode_windows, latent_window,
+                                          leave_one_out_baselines, n_latents, RandomStep, reinforce_loss)
+from lightning_latentseek.methods import SolveContext, latentseek, random_control, solver_prompt_ids
 from lightning_latentseek.problems import Problem
-from lightning_latentseek.rewards import RewardResult
-from lightning_latentseek.search import ProblemSearch
+from lightning_latentseek.rewards import ConstantReward, RewardResult
 from lightning_latentseek.solve import FIT_FLAGS, quiet_lightning
+from test_engine import full_forward_greedy
 
 quiet_lightning()
 PROBLEM = Problem(id="p1", question="What is 2 + 3?", answer="5", dataset="jsonl")
@@ -35,14 +36,30 @@ class ScriptedReward:
         return RewardResult(value)
 
 
+class ParityReward:
+    """A reward that is a function of the text only (so reuse cannot change it): -1 or -0.75 by length parity."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def __call__(self, problem, answer):
+        self.calls += 1
+        return RewardResult(-1.0 if len(answer) % 2 else -0.75)
+
+
 def make_trainer(max_steps: int, tau: float):
     return lambda: L.Trainer(**FIT_FLAGS, accelerator="cpu", devices=1, logger=False, max_steps=max_steps,
                              callbacks=[RewardThreshold(tau)])
 
 
-def solve(llm, reward, max_steps=5, tau=-0.2, **cfg):
+def solve(llm, reward, max_steps=5, tau=-0.2, seed=0, method=latentseek, **cfg):
     config = SeekConfig(reward="psrm", max_new_tokens=cfg.pop("max_new_tokens", 24), rho=cfg.pop("rho", 0.5), **cfg)
-    return latentseek(PROBLEM, SolveContext(llm, reward, config, make_trainer(max_steps, tau)))
+    engine = GenerationEngine(llm)
+    try:
+        ctx = SolveContext(engine, reward, config, make_trainer(max_steps, tau), seed=seed, max_steps=max_steps)
+        return method(PROBLEM, ctx), engine
+    finally:
+        engine.close()
 
 
 # ------------------------------------------------------------------------------------ latents and loss
@@ -67,163 +84,175 @@ def test_latent_parameter_is_fp32_copy():
     assert not torch.equal(param.z.to(torch.bfloat16), z + 0)  # a copy, not a view
 
 
-def test_reinforce_loss_value_and_sign_hand_checked():
+def _head():
     head = torch.nn.Linear(2, 3, bias=False)
     head.weight.data = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
     head.requires_grad_(False)
+    return head
+
+
+def test_reinforce_loss_value_and_sign_hand_checked():
+    head = _head()
     z = torch.tensor([[2.0, 0.0], [0.0, 1.0]], requires_grad=True)
     # logits row 0: [2, 0, 2] -> argmax 0 (first max); row 1: [0, 1, 1] -> argmax 1
+    assert decode_windows(head, z) == [[0, 1]]
     logp0 = 2 - math.log(math.exp(2) + 1 + math.exp(2))
     logp1 = 1 - math.log(1 + math.e + math.e)
-    loss = reinforce_loss(head, z, reward=-0.5)
+    loss = reinforce_loss(head, z, [[0, 1]], [-0.5])
     assert loss.item() == pytest.approx(0.5 * (logp0 + logp1), abs=1e-6)
-    assert decode_latents(head, z) == [0, 1]
     loss.backward()
     # gradient descent on -R * log pi with R < 0 lowers the log-probability of the decoded tokens
     with torch.no_grad():
         stepped = z - 0.1 * z.grad
+
     def logp_of_decoded(latents):
         return torch.log_softmax(head(latents), -1)[[0, 1], [0, 1]].sum().item()
 
     assert logp_of_decoded(stepped) < logp_of_decoded(z.detach())
-    assert reinforce_loss(head, z.detach(), reward=0.0).item() == 0.0
+    assert reinforce_loss(head, z.detach(), [[0, 1]], [0.0]).item() == 0.0
 
 
-# ------------------------------------------------------------------------------------ KV cache
-def full_forward_greedy(llm, ids, n):
-    """Reference decoding without cache: the whole sequence re-run for every token."""
-    ids, out = list(ids), []
-    for _ in range(n):
-        with torch.no_grad():
-            hidden = llm.body(input_ids=torch.tensor([ids]), use_cache=False).last_hidden_state[0, -1]
-        token = int(llm.lm_head(hidden).argmax())
-        out.append(token)
-        ids.append(token)
-        if token in llm.eos_ids:
+def test_leave_one_out_loss_hand_checked():
+    head = _head()
+    z = torch.tensor([[2.0, 0.0], [0.0, 1.0]])
+    log_z0 = math.log(math.exp(2) + 1 + math.exp(2))
+    log_z1 = math.log(1 + math.e + math.e)
+    logp = [[2 - log_z0, 0 - log_z0, 2 - log_z0], [0 - log_z1, 1 - log_z1, 1 - log_z1]]
+    windows = [[0, 1], [1, 1], [2, 0]]
+    rewards = [-1.0, 0.0, -0.5]
+    assert leave_one_out_baselines(rewards) == [-0.25, -0.75, -0.5]
+    advantages = [-0.75, 0.75, 0.0]
+    expected = -sum(a * (logp[0][w[0]] + logp[1][w[1]]) for a, w in zip(advantages, windows))
+    assert reinforce_loss(head, z, windows, rewards).item() == pytest.approx(expected, abs=1e-6)
+    # at temperature T the policy is softmax(lm_head(z) / T)
+    t = 0.5
+    log_t0 = math.log(math.exp(4) + 1 + math.exp(4))
+    log_t1 = math.log(1 + math.exp(2) + math.exp(2))
+    logp_t = [[4 - log_t0, 0 - log_t0, 4 - log_t0], [0 - log_t1, 2 - log_t1, 2 - log_t1]]
+    expected_t = -sum(a * (logp_t[0][w[0]] + logp_t[1][w[1]]) for a, w in zip(advantages, windows))
+    assert reinforce_loss(head, z, windows, rewards, temperature=t).item() == pytest.approx(expected_t, abs=1e-6)
+
+
+def test_sampled_windows_are_seeded():
+    head = _head()
+    z = torch.tensor([[2.0, 0.0], [0.0, 1.0], [0.5, 0.5]])
+    draw = lambda seed: decode_windows(head, z, 6, 1.0, torch.Generator().manual_seed(seed))  # noqa: E731
+    assert draw(3) == draw(3)
+    assert len(draw(3)) == 6 and all(len(w) == 3 for w in draw(3))
+    assert len({tuple(w) for w in draw(3)}) > 1
+    assert draw(3) != draw(4)
+    assert decode_windows(head, z, 2, 0.0) == [[0, 1, 2], [0, 1, 2]]  # temperature 0: the argmax, M times
+
+
+def test_random_step_has_the_norm_of_adams_first_step():
+    z = torch.nn.Parameter(torch.zeros(4, 9))
+    assert adam_step_norm(z, 0.03) == pytest.approx(0.03 * 6)
+    control = RandomStep([z], lr=0.03, generator=torch.Generator().manual_seed(0))
+    control.step()  # no gradient needed
+    assert z.grad is None and z.detach().norm().item() == pytest.approx(0.18, rel=1e-5)
+    moved = z.detach().clone()
+    control.step()
+    assert (z.detach() - moved).norm().item() == pytest.approx(0.18, rel=1e-5)
+    # Adam's first step moves every coordinate by lr (sign of the gradient): the same norm
+    p = torch.nn.Parameter(torch.zeros(4, 9))
+    opt = torch.optim.Adam([p], lr=0.03)
+    p.grad = torch.randn(4, 9)
+    opt.step()
+    assert p.detach().norm().item() == pytest.approx(0.18, rel=1e-4)
+
+
+# ------------------------------------------------------------------------------------ the paper's loop
+def original_loop(llm, prompt, reward, max_steps, lr, rho, cap, tau):
+    """The original's order of operations (opt_generation.py) with plain full re-forward decoding:
+    returns the answer tokens of every iteration (CoT first) and every loss."""
+    cot, states = full_forward_greedy(llm, prompt, cap, llm.cot_stop_ids)
+    n = min(int(rho * len(cot)), 300)
+    z = torch.nn.Parameter(states[:n].clone().float())
+    optimizer = torch.optim.Adam([z], lr=lr)
+    answers, losses = [cot], []
+    current = reward(PROBLEM, llm.decode(cot)).value
+    for _ in range(max_steps):
+        if current > tau:
             break
-    return out
+        optimizer.zero_grad()
+        log_probs = torch.log_softmax(llm.lm_head(z), dim=-1)
+        tokens = log_probs.argmax(-1)
+        loss = -current * log_probs[torch.arange(n), tokens].sum()
+        losses.append(loss.item())
+        loss.backward()
+        optimizer.step()
+        window = llm.lm_head(z).argmax(-1).tolist()
+        rest, _ = full_forward_greedy(llm, prompt + window, cap, llm.continuation_stop_ids)
+        answers.append(window + rest)
+        current = reward(PROBLEM, llm.decode(answers[-1])).value
+    return answers, losses
 
 
-def test_cached_cot_matches_full_reforward(llm):
-    prompt = solver_prompt_ids(SolveContext(llm, None, SeekConfig()), PROBLEM)
-    cot = llm.cot(prompt, 20)
-    assert cot.tokens == full_forward_greedy(llm, prompt, 20)
-    assert cot.latents.shape == (len(cot.tokens), llm.model.config.hidden_size)
-    with torch.no_grad():
-        hidden = llm.body(input_ids=torch.tensor([prompt + cot.tokens]), use_cache=False).last_hidden_state[0]
-    expected = hidden[len(prompt) - 1: len(prompt) - 1 + len(cot.tokens)]  # z_t is the state that produced x_t
-    torch.testing.assert_close(cot.latents, expected, atol=1e-4, rtol=1e-4)
-    assert [int(t) for t in llm.lm_head(cot.latents).argmax(-1)] == cot.tokens
-    assert cot.prompt.cache.get_seq_length() == len(prompt)  # cropped back for reuse
+@pytest.mark.parametrize("lr", [0.05, 0.5])
+def test_paper_setting_reproduces_the_original_loop(llm, lr):
+    """M = 1, T = 0: the same answers (token ids) and the same losses as the original's loop."""
+    outcome, engine = solve(llm, ParityReward(), max_steps=4, lr=lr, rho=0.5, max_new_tokens=20)
+    prompt = llm.encode_chat([{"role": "system", "content": "Please reason step by step, and put your final answer "
+                                                            "within \\boxed{}."},
+                              {"role": "user", "content": "What is 2 + 3?"}], add_special_tokens=True)
+    answers, losses = original_loop(llm, prompt, ParityReward(), 4, lr, 0.5, 20, -0.2)
+    assert [llm.decode(a) for a in answers] == [step["text"] for step in outcome.trajectory]
+    assert [step["tokens"] for step in outcome.trajectory] == [len(a) for a in answers]
+    assert [step["loss"] for step in outcome.trajectory] == pytest.approx([None] + losses, rel=1e-5)
+    assert outcome.iterations == 4 and outcome.stop_reason == "max_steps"
+    if lr == 0.5:
+        assert len({step["text"] for step in outcome.trajectory}) > 1  # the latents did change the answer
 
 
-def test_cached_continuation_matches_uncached(llm):
-    prompt_ids = solver_prompt_ids(SolveContext(llm, None, SeekConfig()), PROBLEM)
-    prompt = llm.prefill(prompt_ids)
-    for prefix in ([], [40, 41, 42], [7]):
-        tokens, _ = llm.continue_greedy(prompt, prefix, 15)
-        assert tokens == full_forward_greedy(llm, prompt_ids + prefix, 15)
-        assert prompt.cache.get_seq_length() == len(prompt_ids)
-
-
-def test_batched_generate_matches_single_rows(llm):
-    ctx = SolveContext(llm, None, SeekConfig())
-    rows = [solver_prompt_ids(ctx, Problem(str(i), q, "1", "jsonl")) for i, q in enumerate(["a", "bb cc", "What?"])]
-    batched = llm.generate(rows, 12)
-    assert batched == [llm.generate([row], 12)[0] for row in rows]
-    assert batched[2] == full_forward_greedy(llm, rows[2], 12)
-
-
-def test_generate_reuses_the_kept_prefix_and_gives_the_same_tokens(llm):
-    """A second call whose rows start like the first one's prefills only where they part."""
-    ctx = SolveContext(llm, None, SeekConfig())
-    first = [solver_prompt_ids(ctx, Problem("a", "What is 2 + 3? Check " + c, "5", "jsonl")) for c in "xyz"]
-    second = [solver_prompt_ids(ctx, Problem("b", "What is 2 + 3? Verify " + c, "5", "jsonl")) for c in "xyz"]
-    other = [solver_prompt_ids(ctx, Problem("c", q, "1", "jsonl")) for q in ("Name a prime.", "Name a square.")]
-    prefilled = []
-    forward = llm._forward
-
-    def counting(ids, cache, **kwargs):
-        prefilled.append(ids.shape[-1] * ids.shape[0])
-        return forward(ids, cache, **kwargs)
-
-    llm.prefix_reuse = False
-    expected = [llm.generate(rows, 10) for rows in (first, second, other, second)]
-    llm.prefix_reuse = True
-    llm._forward = counting
-    try:
-        got = []
-        for rows in (first, second, other, second):
-            prefilled.clear()
-            got.append(llm.generate(rows, 10))
-            if len(got) == 2:  # byte-level tokens: only "Verify " is new in the shared prefix
-                assert prefilled[0] == len("Verify ")
-    finally:
-        del llm._forward
-        llm.prefix_reuse = True
-    assert got == expected
-
-
-def test_one_row_layout_gives_the_same_tokens_and_leaves_the_model_alone(llm):
-    """CPU decoding against transposed weight copies: same CoT, the model's parameters untouched after."""
-    params = dict(llm.model.named_parameters())
-    values = {name: p.detach().clone() for name, p in params.items()}
-    prompt = solver_prompt_ids(SolveContext(llm, None, SeekConfig()), PROBLEM)
-    llm.row_layout = False
-    plain = llm.cot(prompt, 25)
-    llm.row_layout = True
-    swapped = llm.cot(prompt, 25)
-    assert llm._row_weights  # the tiny model on a CPU uses the copies
-    assert swapped.tokens == plain.tokens
-    torch.testing.assert_close(swapped.latents, plain.latents, atol=1e-5, rtol=1e-5)
-    assert all(a is b for a, b in zip(dict(llm.model.named_parameters()).values(), params.values()))
-    assert all(torch.equal(p, values[name]) for name, p in llm.model.named_parameters())
-    assert all(m.weight.is_contiguous() for m in llm.model.modules() if isinstance(m, torch.nn.Linear))
-
-
-def test_cot_with_prompt_drafts_is_the_greedy_one(llm):
-    """The prompt as a draft source (prompt lookup) leaves the CoT tokens and latents as they are."""
-    for question in ("What is 2 + 3?", "ab ab ab ab ab ab ab ab ab ab ab ab ab ab ab ab"):
-        prompt = solver_prompt_ids(SolveContext(llm, None, SeekConfig()), Problem("q", question, "1", "jsonl"))
-        llm.prompt_drafts = False
-        plain = llm.cot(prompt, 30)
-        llm.prompt_drafts = True
-        drafted = llm.cot(prompt, 30)
-        assert drafted.tokens == plain.tokens == full_forward_greedy(llm, prompt, 30)
-        torch.testing.assert_close(drafted.latents, plain.latents, atol=1e-4, rtol=1e-4)
+def test_first_iteration_decodes_the_updated_latents(llama):
+    """Iteration 1's answer is argmax lm_head(z) of the stepped latents + its greedy continuation
+    (up to max_new_tokens NEW tokens after the window, the original's cap)."""
+    outcome, _ = solve(llama, ScriptedReward([-1.0]), max_steps=1, lr=0.5, max_new_tokens=20)
+    n = outcome.n_latents
+    answer = outcome.trajectory[1]
+    assert answer["tokens"] <= n + 20
+    assert answer["latent_text"] != outcome.trajectory[0]["latent_text"]
 
 
 # ------------------------------------------------------------------------------------ the fit
 def test_gradients_reach_only_the_latents_and_llm_is_unchanged(llama):
     before = {k: v.clone() for k, v in llama.model.state_dict().items()}
-    config = SeekConfig(reward="psrm", max_new_tokens=24, rho=0.5)
-    cot = llama.cot(solver_prompt_ids(SolveContext(llama, None, config), PROBLEM), 24)
-    start, n = latent_window(len(cot.tokens), config.rho)
-    search = ProblemSearch(llama, PROBLEM, cot, ScriptedReward([-1.0]), start, n, 24)
-    module = LatentSeekModule(search, cot.latents[start:start + n])
-    assert [name for name, _ in module.named_parameters()] == ["latents.z"]
-    assert list(module.state_dict()) == ["latents.z"]  # the LLM is not a submodule
-    z0 = module.latents.z.detach().clone()
-    make_trainer(3, -0.2)().fit(module)
-    assert not torch.equal(module.latents.z.detach(), z0)  # the latents moved
+    outcome, _ = solve(llama, ScriptedReward([-1.0]), max_steps=3, lr=0.5)
+    assert outcome.iterations == 3
     assert all(p.grad is None and not p.requires_grad for p in llama.model.parameters())
     after = llama.model.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
-    assert len(search.history) == 4  # CoT + 3 iterations
+    assert all(step["step_norm"] > 0 for step in outcome.trajectory[1:])
+
+
+def test_module_holds_only_the_latents(llama):
+    from lightning_latentseek.module import LatentSeekModule
+
+    module = LatentSeekModule(search=None, latents=torch.zeros(3, llama.hidden_size))
+    assert [name for name, _ in module.named_parameters()] == ["latents.z"]
+    assert list(module.state_dict()) == ["latents.z"]  # the LLM is not a submodule
 
 
 def test_k_bounds_the_iterations(llama):
     reward = ScriptedReward([-1.0])
-    outcome = solve(llama, reward, max_steps=4, reuse=False)
+    outcome, _ = solve(llama, reward, max_steps=4, reuse=False, lr=0.5)
     assert outcome.iterations == 4
     assert outcome.stop_reason == "max_steps"
     assert outcome.rewards == [-1.0] * 5
     assert reward.calls == 5  # CoT + one per iteration
+    assert outcome.reward_calls == 5
     assert outcome.n_latents == n_latents(outcome.cot_tokens, 0.5)
 
 
+def test_max_steps_zero_returns_the_cot(llama):
+    reward = ScriptedReward([-1.0])
+    outcome, _ = solve(llama, reward, max_steps=0)
+    assert outcome.iterations == 0 and outcome.stop_reason == "max_steps"
+    assert outcome.text == outcome.cot_text and reward.calls == 1
+
+
 def test_tau_stops_after_the_step_whose_reward_exceeds_it(llama):
-    outcome = solve(llama, ScriptedReward([-1.0, -1.0, -0.5, 0.0, -1.0]), max_steps=10, tau=-0.2, reuse=False)
+    outcome, _ = solve(llama, ScriptedReward([-1.0, -1.0, -0.5, 0.0, -1.0]), max_steps=10, tau=-0.2, reuse=False)
     assert outcome.iterations == 3
     assert outcome.rewards == [-1.0, -1.0, -0.5, 0.0]
     assert outcome.stop_reason == "reward_above_tau"
@@ -232,103 +261,73 @@ def test_tau_stops_after_the_step_whose_reward_exceeds_it(llama):
 
 def test_cot_that_clears_tau_is_returned_with_zero_iterations(llama):
     reward = ScriptedReward([0.0, -1.0])
-    outcome = solve(llama, reward, max_steps=10, tau=-0.2)
+    outcome, _ = solve(llama, reward, max_steps=10, tau=-0.2)
     assert outcome.iterations == 0
     assert outcome.stop_reason == "cot_above_tau"
     assert outcome.text == outcome.cot_text
     assert reward.calls == 1
 
 
+def test_constant_reward_never_stops_early(llama):
+    outcome, _ = solve(llama, ConstantReward(), max_steps=5, tau=-0.2, lr=0.5)
+    assert outcome.iterations == 5 and outcome.stop_reason == "max_steps"
+    assert outcome.rewards == [-1.0] * 6
+
+
 def test_answer_selection_best_returns_the_highest_reward(llama):
-    outcome = solve(llama, ScriptedReward([-1.0, -0.5, -1.0, -1.0]), max_steps=3, reuse=False,
-                    answer_selection="best")
+    outcome, _ = solve(llama, ScriptedReward([-1.0, -0.5, -1.0, -1.0]), max_steps=3, reuse=False,
+                       answer_selection="best")
     assert outcome.best_reward == -0.5
     assert outcome.text == outcome.trajectory[1]["text"] == outcome.best_text
 
 
-def test_first_iteration_decodes_the_updated_latents(llama):
-    """Iteration 1's answer starts with argmax lm_head(z) of the stepped latents, then continues greedily."""
-    config = SeekConfig(reward="psrm", max_new_tokens=24, rho=0.5, lr=0.05)
-    cot = llama.cot(solver_prompt_ids(SolveContext(llama, None, config), PROBLEM), 24)
-    start, n = latent_window(len(cot.tokens), config.rho)
-    search = ProblemSearch(llama, PROBLEM, cot, ScriptedReward([-1.0]), start, n, 24)
-    module = LatentSeekModule(search, cot.latents[start:start + n], lr=0.05)
-    make_trainer(1, -0.2)().fit(module)
-    decoded = decode_latents(llama.lm_head, module.latents.z)
-    answer = search.history[1].tokens
-    assert answer[:n] == decoded
-    rest, _ = llama.continue_greedy(cot.prompt, decoded, 24 - n)
-    assert answer[n:] == rest
-
-
-# ------------------------------------------------------------------------------------ reuse (fast path)
-class CountingLLM:
-    """Counts continuations of a real FrozenLM."""
-
-    def __init__(self, llm):
-        self.llm, self.continuations = llm, 0
-        self._continue = llm.continue_greedy
-
-    def __enter__(self):
-        def counted(*args, **kwargs):
-            self.continuations += 1
-            return self._continue(*args, **kwargs)
-
-        self.llm.continue_greedy = counted
-        return self
-
-    def __exit__(self, *exc):
-        del self.llm.continue_greedy
+# ------------------------------------------------------------------------------------ sampled decodings
+def test_samples_per_step_are_recorded_and_reproducible(llama):
+    first, engine = solve(llama, ParityReward(), max_steps=3, samples_per_step=4, temperature=0.7, seed=11, lr=0.3)
+    again, _ = solve(llama, ParityReward(), max_steps=3, samples_per_step=4, temperature=0.7, seed=11, lr=0.3)
+    other, _ = solve(llama, ParityReward(), max_steps=3, samples_per_step=4, temperature=0.7, seed=12, lr=0.3)
+    assert [len(step["samples"]) for step in first.trajectory] == [1, 4, 4, 4]  # the CoT, then M per iteration
+    assert first.reward_calls == 1 + 3 * 4
+    texts = lambda o: [[s["text"] for s in step["samples"]] for step in o.trajectory]  # noqa: E731
+    assert texts(first) == texts(again)
+    assert texts(first) != texts(other)
+    assert len({s["latent_text"] for s in first.trajectory[1]["samples"]}) > 1
+    for step in first.trajectory[1:]:  # each iteration's entry is its best sample
+        assert step["reward"] == max(s["reward"] for s in step["samples"])
 
 
 def test_repeated_decoded_tokens_make_no_generation_and_no_reward_call(llama):
     """With a tiny lr the decoded tokens never change: every iteration reuses the CoT's answer."""
-    with CountingLLM(llama) as counter:
-        reward = ScriptedReward([-1.0])
-        reused = solve(llama, reward, max_steps=4, lr=1e-6, reuse=True)
-    assert counter.continuations == 0 and reward.calls == 1
-    assert all(step["reused"] for step in reused.trajectory[1:])
-    with CountingLLM(llama) as counter:
-        reward_off = ScriptedReward([-1.0])
-        fresh = solve(llama, reward_off, max_steps=4, lr=1e-6, reuse=False)
-    assert counter.continuations == 4 and reward_off.calls == 5
+    reward = ScriptedReward([-1.0])
+    reused, engine = solve(llama, reward, max_steps=4, lr=1e-6, reuse=True)
+    assert reused.cot_tokens == 24 and reused.trajectory[0]["hit_cap"]
+    # a CoT cut by the cap is continued once after its window (24 new tokens more), then reused
+    assert engine.stats["rows"] == 2 and reward.calls == 2
+    assert [step["reused"] for step in reused.trajectory] == [False, False, True, True, True]
+    reward_off = ScriptedReward([-1.0])
+    fresh, engine_off = solve(llama, reward_off, max_steps=4, lr=1e-6, reuse=False)
+    assert engine_off.stats["rows"] == 5 and reward_off.calls == 5
     assert [s["text"] for s in fresh.trajectory] == [s["text"] for s in reused.trajectory]
     assert fresh.text == reused.text and fresh.rewards == reused.rewards
 
 
-def test_repeated_decoded_tokens_make_no_verifier_call_with_the_self_reward(llama):
-    """The same reuse rule with the self reward: after the CoT's verification, no generation of any kind."""
-    from lightning_latentseek.rewards.self_reward import SelfReward
+# ------------------------------------------------------------------------------------ the random control
+def test_random_control_moves_by_the_stated_norm_without_backward(llama, monkeypatch):
+    from lightning_latentseek.module import LatentSeekModule
 
-    def self_reward():
-        reward = SelfReward(llama, max_new_tokens=6)
-        reward.stop_hopeless_rows = False
-        return reward
-
-    before = dict(llama.calls)
-    reused = solve(llama, self_reward(), max_steps=3, lr=1e-6, reuse=True)
-    assert llama.calls["continue"] == before["continue"]
-    assert llama.calls["generate"] == before["generate"] + 1  # the four checks of the CoT, one batch
-    assert reused.iterations == 3 and all(step["reused"] for step in reused.trajectory[1:])
-    fresh = solve(llama, self_reward(), max_steps=3, lr=1e-6, reuse=False)
-    assert [s["text"] for s in fresh.trajectory] == [s["text"] for s in reused.trajectory]
-    assert fresh.rewards == reused.rewards and fresh.text == reused.text
+    backward_calls = []
+    monkeypatch.setattr(LatentSeekModule, "manual_backward",
+                        lambda self, *a, **k: backward_calls.append(1))
+    outcome, _ = solve(llama, ScriptedReward([-1.0]), max_steps=3, method=random_control, lr=0.05)
+    assert outcome.method == "random" and outcome.iterations == 3 and not backward_calls
+    expected = 0.05 * math.sqrt(outcome.n_latents * llama.hidden_size)
+    assert [step["step_norm"] for step in outcome.trajectory[1:]] == pytest.approx([expected] * 3)
+    assert all(step["loss"] is None for step in outcome.trajectory)
 
 
-def test_reuse_gives_the_same_answers_when_tokens_change(llama):
-    on = solve(llama, ScriptedReward([-1.0]), max_steps=5, lr=0.5, reuse=True)
-    off = solve(llama, ScriptedReward([-1.0]), max_steps=5, lr=0.5, reuse=False)
-    assert [s["text"] for s in on.trajectory] == [s["text"] for s in off.trajectory]
-    assert len({s["text"] for s in on.trajectory}) > 1  # the latents did change the answer
-
-
-def test_drafted_continuation_is_the_greedy_one(llm):
-    """Prompt-lookup drafts (earlier answers, junk, self-repeats) never change the greedy continuation."""
-    prompt_ids = solver_prompt_ids(SolveContext(llm, None, SeekConfig()), PROBLEM)
-    prompt = llm.prefill(prompt_ids)
-    earlier = full_forward_greedy(llm, prompt_ids, 24)
-    expected = full_forward_greedy(llm, prompt_ids + earlier[:3], 21)
-    for drafts in ([earlier], [[5, 6, 7, 8] * 6], [earlier[4:] + earlier, earlier[::-1]]):
-        tokens, _ = llm.continue_greedy(prompt, earlier[:3], 21, drafts=drafts)
-        assert tokens == expected
-        assert prompt.cache.get_seq_length() == len(prompt_ids)
+def test_prompt_is_the_paper_solver_prompt(llama):
+    ctx = SolveContext(GenerationEngine(llama), None, SeekConfig())
+    ids = solver_prompt_ids(ctx, PROBLEM)
+    assert llama.tokenizer.decode(ids) == (
+        "<|im_start|>system\nPlease reason step by step, and put your final answer within \\boxed{}.<|im_end|>\n"
+        "<|im_start|>user\nWhat is 2 + 3?<|im_end|>\n<|im_start|>assistant\n")

@@ -16,7 +16,7 @@ import torch
 
 from lightning_latentseek import solve
 from lightning_latentseek.cli import main
-from lightning_latentseek.llm import FrozenLM
+from lightning_latentseek.engine import FrozenLM
 from lightning_latentseek.records import read_records
 from tiny import cli_args as tiny_cli_args
 

@@ -10,6 +10,7 @@ from lightning_latentseek.grading import (
     extract_json_answer,
     grade,
     normalize_number,
+    numeric_dataset,
 )
 
 
@@ -141,7 +142,118 @@ def test_no_answer_extracted_grades_false() -> None:
 
 def test_grade_works_off_the_main_thread() -> None:
     results: list[bool] = []
-    worker = threading.Thread(target=lambda: results.append(grade(r"\dfrac{2}{4}", "0.5")))
+    worker = threading.Thread(target=lambda: results.append(grade(r"\dfrac{2}{4}", "0.5", numeric=False)))
     worker.start()
     worker.join()
     assert results == [True]
+
+
+# ------------------------------------------------------------------------------ numeric grading
+@pytest.mark.parametrize(
+    ("name", "truth", "expected"),
+    [
+        ("gsm8k", "72", True),
+        ("aime2024", "25", True),
+        ("arith", "-3", True),
+        ("math500", "10", False),
+        ("math500", r"\frac{1}{2}", False),
+        ("jsonl", "1,234", True),
+        ("jsonl", "$72", True),
+        ("jsonl", r"\frac{1}{2}", False),
+        ("jsonl", "x+1", False),
+    ],
+)
+def test_numeric_dataset(name: str, truth: str, expected: bool) -> None:
+    assert numeric_dataset(name, truth) is expected
+
+
+def test_numeric_dataset_rejects_unknown_names_and_jsonl_without_truth() -> None:
+    with pytest.raises(ValueError, match="'gsm8k_v2'"):
+        numeric_dataset("gsm8k_v2")
+    with pytest.raises(ValueError, match="jsonl"):
+        numeric_dataset("jsonl")
+
+
+@pytest.mark.parametrize(
+    ("pred", "truth", "numeric", "expected"),
+    [
+        # numeric data: the answer must be a number, not a calculation that evaluates to it
+        ("10-3", "7", True, False),
+        ("5*4", "20", True, False),
+        (r"5 \times 4", "20", True, False),
+        ("2+2=4", "4", True, False),
+        ("x = 7", "7", True, False),
+        ("14/2", "7", True, False),
+        (r"\frac{14}{2}", "7", True, False),  # a LaTeX fraction is an expression too
+        (r"\dfrac{1}{2}", "0.5", True, False),
+        ("7", "7", True, True),
+        ("7.0", "7", True, True),
+        ("$1,234", "1234", True, True),
+        ("72 dollars", "72", True, True),
+        (r"\$72.00", "72", True, True),
+        ("50%", "50", True, True),
+        ("-3", "-3", True, True),
+        ("8", "7", True, False),
+        ("7", r"\frac{14}{2}", True, False),  # a truth that is not a number cannot be met numerically
+        # None decides from the truth: a plain-number truth asks for a plain number
+        ("10-3", "7", None, False),
+        ("7", "7", None, True),
+        (r"\dfrac{1}{2}", "0.5", None, False),
+        (r"\dfrac{1}{2}", r"\frac{1}{2}", None, True),
+        ("x+1", "1+x", None, True),
+        # symbolic data (MATH-500): math-verify equivalence, also against a plain-number truth
+        ("10-3", "7", False, True),
+        (r"\frac{14}{2}", "7", False, True),
+        (r"\dfrac{1}{2}", "0.5", False, True),
+        ("0.5", r"\frac{1}{2}", False, True),
+        (r"\dfrac{1}{2}", r"\frac{1}{2}", False, True),
+        (r"\sqrt{2}/2", r"\frac{\sqrt{2}}{2}", False, True),
+        (r"\frac{1}{3}", "0.5", False, False),
+        ("72.0", "72", False, True),
+    ],
+)
+def test_grade_numeric(pred: str, truth: str, numeric: bool | None, expected: bool) -> None:
+    assert grade(pred, truth, numeric) is expected
+
+
+@pytest.mark.parametrize(
+    ("text", "prompt", "dataset", "truth", "expected"),
+    [
+        ("3 + 4 = 7. The final answer is 10-3.", "boxed", "gsm8k", "7", False),
+        ("3 + 4 = 7. The final answer is 7.", "boxed", "gsm8k", "7", True),
+        (r"So \boxed{\frac{14}{2}}", "boxed", "gsm8k", "7", False),
+        (r"So \boxed{\frac{14}{2}}", "boxed", "math500", "7", True),
+        ('{"thought process": "3+4", "final answer": "3+4"}', "json", "aime2024", "7", False),
+        ('{"thought process": "3+4", "final answer": 7}', "json", "aime2024", "7", True),
+        ('{"thought process": "..", "final answer": "$1,234"}', "json", "jsonl", "1234", True),
+        ('{"thought process": "..", "final answer": "1000+234"}', "json", "jsonl", "1234", False),
+        (r"\boxed{\dfrac{1}{2}}", "boxed", "math500", "0.5", True),
+        (r"\boxed{\left( 3, \frac{\pi}{2} \right)}", "boxed", "math500", r"(3, \frac{\pi}{2})", True),
+    ],
+)
+def test_extract_then_grade_per_dataset(text: str, prompt: str, dataset: str, truth: str, expected: bool) -> None:
+    pred = extract_answer(text, prompt)
+    assert grade(pred, truth, numeric_dataset(dataset, truth)) is expected
+
+
+@pytest.mark.parametrize(
+    ("dataset", "answer", "text", "value"),
+    [
+        ("gsm8k", "7", r"\boxed{10-3}", -1.0),
+        ("gsm8k", "7", r"\boxed{\frac{14}{2}}", -1.0),
+        ("gsm8k", "7", r"\boxed{7}", 0.0),
+        ("math500", "7", r"\boxed{\frac{14}{2}}", 0.0),
+        ("jsonl", "7", r"\boxed{10-3}", -1.0),
+        ("jsonl", r"\frac{1}{2}", r"\boxed{0.5}", 0.0),
+    ],
+)
+def test_psrm_and_records_grade_per_dataset(dataset: str, answer: str, text: str, value: float) -> None:
+    from lightning_latentseek.methods import Outcome
+    from lightning_latentseek.problems import Problem
+    from lightning_latentseek.records import build_record
+    from lightning_latentseek.rewards.psrm import PerfectSparseReward
+
+    problem = Problem(id="0", question="What is 3 + 4?", answer=answer, dataset=dataset)
+    assert PerfectSparseReward("boxed")(problem, text).value == value
+    record = build_record(problem, Outcome(method="cot", text=text, tokens=1), "boxed", 0.0, "h")
+    assert record["correct"] is (value == 0.0)

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from lightning_latentseek.cli import main
-from lightning_latentseek.llm import FrozenLM
+from lightning_latentseek.engine import FrozenLM
 from lightning_latentseek.problems import ProblemDataError
 from lightning_latentseek.prompts import solver_messages
 from tiny import tiny_model, tiny_tokenizer

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from lightning_latentseek.llm import FrozenLM
+from lightning_latentseek.engine import FrozenLM
 
 CHAT_TEMPLATE = (
     "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}"

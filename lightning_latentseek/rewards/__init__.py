@@ -1,41 +1,47 @@
-"""Rewards are plug-ins: ``psrm``, ``self`` or an import path ``pkg.module.ClassName``."""
+"""Rewards are plug-ins: ``self``, ``psrm``, ``constant`` or an import path ``pkg.module.ClassName``."""
 
 from __future__ import annotations
 
 import importlib
 import inspect
 
-from lightning_latentseek.rewards.base import Reward, RewardResult
+from lightning_latentseek.errors import UserError
+from lightning_latentseek.rewards.base import ConstantReward, Reward, RewardResult, judge_many
 from lightning_latentseek.rewards.psrm import PerfectSparseReward
 
-__all__ = ["Reward", "RewardResult", "PerfectSparseReward", "build_reward"]
+__all__ = ["ConstantReward", "PerfectSparseReward", "Reward", "RewardResult", "build_reward", "judge_many"]
+BUILTIN = ("self", "psrm", "constant")
 
 
-def build_reward(spec: str, *, llm=None, prompt: str = "boxed", args: dict | None = None,
-                 verifier_max_new_tokens: int = 512, format_rule: bool = False) -> Reward:
-    """Instantiate the reward named by `--model.reward` with `--model.reward_args`."""
+def build_reward(spec: str, *, engine=None, prompt: str = "boxed", args: dict | None = None, **self_reward) -> Reward:
+    """Instantiate the reward named by `--model.reward` with `--model.reward_args`.
+
+    ``self_reward`` holds the self-reward's settings from `--model.*` (prompt set, verifier cap,
+    sampling, seed, format rule); `--model.reward_args` entries take precedence over them.
+    """
     args = dict(args or {})
     if spec == "psrm":
         return PerfectSparseReward(prompt=prompt, **args)
+    if spec == "constant":
+        return ConstantReward(**args)
     if spec == "self":
         from lightning_latentseek.rewards.self_reward import SelfReward
 
-        args.setdefault("max_new_tokens", verifier_max_new_tokens)
-        args.setdefault("format_rule", format_rule)
-        return SelfReward(llm, prompt=prompt, **args)
+        return SelfReward(engine, prompt=prompt, **{**self_reward, **args})
     module_name, _, class_name = spec.rpartition(".")
     if not module_name:
-        raise ValueError(f"--model.reward {spec!r}: expected 'self', 'psrm' or an import path like pkg.module.ClassName")
+        raise UserError(f"--model.reward {spec!r}: expected one of {', '.join(BUILTIN)} "
+                        f"or an import path like pkg.module.ClassName")
     try:
         cls = getattr(importlib.import_module(module_name), class_name)
     except (ImportError, AttributeError) as err:
-        raise ValueError(f"--model.reward {spec!r}: cannot import it ({err})") from err
+        raise UserError(f"--model.reward {spec!r}: cannot import it ({err})") from err
     accepted = inspect.signature(cls).parameters
     takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values())
-    for name, value in (("llm", llm), ("prompt", prompt)):
+    for name, value in (("llm", engine.lm if engine is not None else None), ("engine", engine), ("prompt", prompt)):
         if name in accepted or takes_any:
             args.setdefault(name, value)
     reward = cls(**args)
     if not callable(reward):
-        raise TypeError(f"--model.reward {spec!r}: instances must be callable as reward(problem, answer_text)")
+        raise UserError(f"--model.reward {spec!r}: instances must be callable as reward(problem, answer_text)")
     return reward

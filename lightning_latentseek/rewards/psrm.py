@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lightning_latentseek.grading import extract_answer, grade
+from lightning_latentseek.grading import extract_answer, grade, numeric_dataset
 from lightning_latentseek.problems import Problem
 from lightning_latentseek.rewards.base import RewardResult
 
@@ -15,5 +15,5 @@ class PerfectSparseReward:
 
     def __call__(self, problem: Problem, answer: str) -> RewardResult:
         pred = extract_answer(answer, self.prompt)
-        correct = grade(pred, problem.answer)
+        correct = grade(pred, problem.answer, numeric_dataset(problem.dataset, problem.answer))
         return RewardResult(0.0 if correct else -1.0, {"pred": pred, "correct": correct})

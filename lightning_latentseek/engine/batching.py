@@ -1,0 +1,407 @@
+"""Continuous batching: the generation work of every problem in flight shares one forward per step.
+
+Problems are solved concurrently (one Lightning fit each, in its own thread); whatever they need
+generated (a CoT, continuations, sampled decodings, verifier prompts, Best-of-N samples) is a list
+of `Row`s handed to `GenerationEngine.generate`, which blocks the calling problem until its rows are
+done. One engine thread owns the model: at every step it admits the rows that arrived (prefilling
+each on top of the longest cached prefix, `PrefixStore`), then runs ONE forward over all live rows
+(left-padded, with attention mask and per-row positions), picks each row's next token (argmax, or
+the row's sampler), and lets finished rows leave, so a finished problem's place is taken by the next
+one's rows at once. A row's tokens are those it would get alone, up to the float noise of batched
+arithmetic flipping a near-tie.
+
+KV caches are transformers' `DynamicCache`s, built and narrowed with its public methods (`update`,
+`batch_select_indices`).
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections import Counter, OrderedDict
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import torch
+from torch import Tensor
+
+from lightning_latentseek.engine.lm import FrozenLM
+
+Sampler = Callable[[Tensor, Sequence[int]], int]  # (float32 logits (V,), context + tokens so far) -> next token
+
+
+@dataclass
+class Row:
+    """One sequence to extend: `ids` is its whole context; generation adds up to `max_new_tokens` tokens.
+
+    A row ends at a token in `stop_ids` (kept as its last token), after `max_new_tokens`, or when
+    `stop(tokens)` says so. `keep_hidden` keeps z_t, the final hidden state that produced each token
+    (the CoT's latents). `sampler` None means greedy. `keep_cache` asks the engine to keep the KV of
+    the finished sequence, for later rows that start with it (the compact verifier prompts).
+    """
+
+    ids: Sequence[int]
+    max_new_tokens: int
+    stop_ids: frozenset[int]
+    keep_hidden: bool = False
+    sampler: Sampler | None = None
+    stop: Callable[[list[int]], bool] | None = None
+    keep_cache: bool = False
+
+
+@dataclass
+class Generation:
+    """What a row generated."""
+
+    tokens: list[int]
+    hit_cap: bool  # it stopped at max_new_tokens (not at a stop token or its own stop rule)
+    hidden: Tensor | None = None  # (len(tokens), H) for keep_hidden rows, in the LLM's dtype
+
+
+class EngineClosed(RuntimeError):
+    """The engine was cancelled or closed: the request was not (fully) served."""
+
+
+class _Request:
+    def __init__(self, rows: list[Row]):
+        self.rows = rows
+        self.results: list[Generation | None] = [None] * len(rows)
+        self.left = len(rows)
+        self.error: BaseException | None = None
+        self.done = threading.Event()
+
+    def finish(self, index: int, generation: Generation) -> None:
+        self.results[index] = generation
+        self.left -= 1
+        if self.left == 0:
+            self.done.set()
+
+    def fail(self, error: BaseException) -> None:
+        if not self.done.is_set():
+            self.error = error
+            self.done.set()
+
+
+@dataclass
+class _Live:
+    """A row being decoded: its tokens so far; `tokens[-1]` is the next one to feed."""
+
+    row: Row
+    request: _Request
+    index: int
+    tokens: list[int] = field(default_factory=list)
+    hidden: list[Tensor] = field(default_factory=list)
+
+    def add(self, token: int, hidden: Tensor) -> bool:
+        """Append a token; True when the row is finished."""
+        self.tokens.append(token)
+        if self.row.keep_hidden:
+            self.hidden.append(hidden)
+        return (token in self.row.stop_ids or len(self.tokens) >= self.row.max_new_tokens
+                or (self.row.stop is not None and self.row.stop(self.tokens)))
+
+    def result(self) -> Generation:
+        hit_cap = len(self.tokens) >= self.row.max_new_tokens and self.tokens[-1] not in self.row.stop_ids
+        hidden = torch.stack(self.hidden) if self.row.keep_hidden else None
+        return Generation(list(self.tokens), hit_cap, hidden)
+
+
+class PrefixStore:
+    """Automatic prefix caching: the KV of recent sequences, so a new row prefills only what the longest
+    stored prefix of its ids lacks (the prompt for every continuation of a problem, the shared part of
+    the verifier prompts of an answer, ...). Least recently used entries go first. Entries are never
+    written to (DynamicCache updates concatenate into new tensors), so they are shared, not copied."""
+
+    def __init__(self, max_tokens: int = 32768, max_entries: int = 128):
+        self.max_tokens, self.max_entries = max_tokens, max_entries
+        self._entries: OrderedDict[tuple[int, ...], tuple[Tensor, list[tuple[Tensor, Tensor]]]] = OrderedDict()
+        self._tokens = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def longest(self, ids: Sequence[int], limit: int) -> tuple[int, list[tuple[Tensor, Tensor]] | None]:
+        """(p, layers): the longest stored prefix of `ids`, at most `limit` tokens long."""
+        if not self._entries or limit <= 0:
+            return 0, None
+        query = torch.tensor(list(ids[:limit]), dtype=torch.long)
+        best, best_key = 0, None
+        for key, (stored, _) in self._entries.items():
+            n = min(len(stored), len(query))
+            if n <= best:
+                continue
+            differs = (stored[:n] != query[:n]).nonzero()
+            same = int(differs[0, 0]) if len(differs) else n
+            if same > best:
+                best, best_key = same, key
+        if best_key is None:
+            return 0, None
+        self._entries.move_to_end(best_key)
+        return best, self._entries[best_key][1]
+
+    def add(self, ids: Sequence[int], layers: list[tuple[Tensor, Tensor]]) -> None:
+        key = tuple(ids)
+        if not key or len(key) > self.max_tokens:
+            return
+        if key in self._entries:
+            self._entries.move_to_end(key)
+            return
+        self._entries[key] = (torch.tensor(key, dtype=torch.long), layers)
+        self._tokens += len(key)
+        while self._tokens > self.max_tokens or len(self._entries) > self.max_entries:
+            old, _ = self._entries.popitem(last=False)
+            self._tokens -= len(old)
+
+    def clear(self) -> None:
+        self._entries.clear()
+        self._tokens = 0
+
+
+def _layers(cache) -> list[tuple[Tensor, Tensor]]:
+    return [(layer.keys, layer.values) for layer in cache.layers]
+
+
+def _pad_left(x: Tensor, length: int) -> Tensor:
+    """Pad dim -2 of a (B, heads, L, D) tensor on the left to `length` positions (zeros: masked out)."""
+    missing = length - x.shape[-2]
+    if missing <= 0:
+        return x
+    return torch.cat([x.new_zeros((*x.shape[:-2], missing, x.shape[-1])), x], dim=-2)
+
+
+class GenerationEngine:
+    """Serves `generate(rows)` calls from many threads with one batched forward per decoding step.
+
+    Args:
+        lm: the frozen LLM.
+        prefix_cache: reuse the KV of stored prefixes (`PrefixStore`); False prefills every row whole.
+        prefix_cache_tokens: how many tokens of KV the store keeps.
+        trim_padding: drop leading cache columns that no live row uses once this many have piled up.
+    """
+
+    def __init__(self, lm: FrozenLM, prefix_cache: bool = True, prefix_cache_tokens: int = 32768,
+                 trim_padding: int = 64):
+        self.lm = lm
+        self.store = PrefixStore(prefix_cache_tokens) if prefix_cache else None
+        self.trim_padding = trim_padding
+        self.stats: Counter = Counter()  # forwards, steps, rows, prefill/generated tokens, row-steps, seconds
+        self._queue: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._failure: BaseException | None = None
+        # the batch: live rows, their left-padded cache, attention mask (B, L) and next positions (B,)
+        self._live: list[_Live] = []
+        self._cache = None
+        self._mask: Tensor | None = None
+        self._positions: Tensor | None = None
+
+    # ------------------------------------------------------------------ callers' side
+    def generate(self, rows: Sequence[Row]) -> list[Generation]:
+        """Generate every row (blocking; thread-safe). Rows of all callers are decoded together."""
+        request = _Request(list(rows))
+        if not request.rows:
+            return []
+        with self._lock:
+            if self._failure is not None:
+                raise EngineClosed(str(self._failure)) from self._failure
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._serve, name="generation-engine", daemon=True)
+                self._thread.start()
+            self._queue.put(request)
+        request.done.wait()
+        if request.error is not None:
+            if isinstance(request.error, (EngineClosed, torch.OutOfMemoryError)):
+                raise request.error
+            raise RuntimeError(f"generation failed: {request.error!r}") from request.error
+        return request.results  # type: ignore[return-value]
+
+    def cancel(self, reason: str = "cancelled") -> None:
+        """Fail every request in flight or to come with `EngineClosed` (Ctrl-C); `reopen` undoes it."""
+        with self._lock:
+            self._failure = EngineClosed(reason)
+            self._queue.put(None)  # wake the engine thread
+
+    def reopen(self) -> None:
+        with self._lock:
+            self._failure = None
+
+    def close(self) -> None:
+        """Stop the engine thread (requests in flight fail)."""
+        self.cancel("closed")
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout=30)
+        with self._lock:
+            self._thread = None
+            self._failure = None
+
+    # ------------------------------------------------------------------ the engine thread
+    def _serve(self) -> None:
+        while True:
+            try:
+                failure = self._failure
+                if failure is not None:
+                    self._fail_all(failure)
+                    if str(failure) == "closed":
+                        return
+                self._admit(block=not self._live)
+                if self._live:
+                    self._step()
+            except BaseException as error:  # out of memory or a bug: fail what is in flight, keep serving
+                self._fail_live(error)
+
+    def _take(self, block: bool) -> list[_Request]:
+        requests = []
+        try:
+            item = self._queue.get(block=block, timeout=0.5 if block else None)
+        except queue.Empty:
+            return requests
+        while True:
+            if item is not None:
+                requests.append(item)
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return requests
+
+    @torch.inference_mode()
+    def _admit(self, block: bool) -> None:
+        """Prefill the rows that arrived and add those still generating to the batch."""
+        joining: list[tuple[_Live, list[tuple[Tensor, Tensor]], int]] = []
+        for request in self._take(block):
+            if self._failure is not None:
+                request.fail(EngineClosed(str(self._failure)))
+                continue
+            for index, row in enumerate(request.rows):
+                live = _Live(row, request, index)
+                if row.max_new_tokens <= 0:
+                    request.finish(index, Generation([], True, self._empty_hidden() if row.keep_hidden else None))
+                    continue
+                layers, hidden = self._prefill(row.ids)
+                token = self._choose(self.lm.logits(hidden), [live])[0]
+                if live.add(token, hidden[0]):
+                    self._retire(live, None)
+                else:
+                    joining.append((live, layers, len(row.ids)))
+        if joining:
+            self._join(joining)
+
+    def _empty_hidden(self) -> Tensor:
+        return torch.zeros((0, self.lm.hidden_size), dtype=self.lm.dtype, device=self.lm.device)
+
+    def _prefill(self, ids: Sequence[int]) -> tuple[list[tuple[Tensor, Tensor]], Tensor]:
+        """KV of `ids` (one row) and the final hidden state at its last position (1, H)."""
+        ids = list(ids)
+        cache = self.lm.new_cache()
+        reused, layers = self.store.longest(ids, len(ids) - 1) if self.store is not None else (0, None)
+        if reused:
+            for layer_index, (keys, values) in enumerate(layers):
+                cache.update(keys[:, :, :reused], values[:, :, :reused], layer_index)
+        started = time.perf_counter()
+        hidden = self.lm.forward(torch.tensor([ids[reused:]], device=self.lm.device), cache)[:, -1]
+        self.stats["prefill_seconds"] += time.perf_counter() - started
+        self.stats["forwards"] += 1
+        self.stats["prefill_tokens"] += len(ids) - reused
+        self.stats["reused_tokens"] += reused
+        kept = _layers(cache)
+        if self.store is not None:
+            self.store.add(ids, kept)
+        return kept, hidden
+
+    def _choose(self, logits: Tensor, rows: list[_Live]) -> list[int]:
+        """The next token of each row: argmax, or the row's sampler."""
+        greedy = logits.argmax(-1).tolist()
+        return [greedy[b] if live.row.sampler is None else live.row.sampler(logits[b], [*live.row.ids, *live.tokens])
+                for b, live in enumerate(rows)]
+
+    def _join(self, joining: list[tuple[_Live, list[tuple[Tensor, Tensor]], int]]) -> None:
+        """Add prefilled rows to the batch: every cache left-padded to the longest, then concatenated."""
+        length = max([self._mask.shape[1] if self._live else 0] + [n for _, _, n in joining])
+        parts = []
+        masks, positions = [], []
+        if self._live:
+            parts.append(_layers(self._cache))
+            masks.append(torch.nn.functional.pad(self._mask, (length - self._mask.shape[1], 0)))
+            positions.append(self._positions)
+        for _, layers, n in joining:
+            parts.append(layers)
+            masks.append(torch.nn.functional.pad(torch.ones((1, n), dtype=torch.long, device=self.lm.device),
+                                                 (length - n, 0)))
+            positions.append(torch.tensor([n], dtype=torch.long, device=self.lm.device))
+        cache = self.lm.new_cache()
+        for layer_index in range(len(parts[0])):
+            keys = torch.cat([_pad_left(p[layer_index][0], length) for p in parts])
+            values = torch.cat([_pad_left(p[layer_index][1], length) for p in parts])
+            cache.update(keys, values, layer_index)
+        self._cache, self._mask, self._positions = cache, torch.cat(masks), torch.cat(positions)
+        self._live += [live for live, _, _ in joining]
+        self.stats["rows"] += len(joining)
+
+    @torch.inference_mode()
+    def _step(self) -> None:
+        """One forward over every live row; finished rows leave the batch."""
+        live = self._live
+        feed = torch.tensor([[row.tokens[-1]] for row in live], dtype=torch.long, device=self.lm.device)
+        self._mask = torch.cat([self._mask, self._mask.new_ones((len(live), 1))], dim=1)
+        started = time.perf_counter()
+        hidden = self.lm.forward(feed, self._cache, attention_mask=self._mask,
+                                 position_ids=self._positions[:, None])[:, -1]
+        tokens = self._choose(self.lm.logits(hidden), live)
+        self.stats["decode_seconds"] += time.perf_counter() - started
+        self.stats["forwards"] += 1
+        self.stats["steps"] += 1
+        self.stats["row_steps"] += len(live)
+        self.stats["generated_tokens"] += len(live)
+        self._positions = self._positions + 1
+        keep = []
+        for b, (row, token) in enumerate(zip(live, tokens)):
+            if row.add(token, hidden[b]):
+                self._retire(row, b)
+            else:
+                keep.append(b)
+        if len(keep) < len(live):
+            self._narrow(keep)
+
+    def _retire(self, live: _Live, batch_index: int | None) -> None:
+        """Hand a finished row's result to its request (and keep its KV when asked)."""
+        if live.row.keep_cache and batch_index is not None and self.store is not None:
+            length = len(live.row.ids) + len(live.tokens) - 1  # the last token was never fed
+            self.store.add([*live.row.ids, *live.tokens[:-1]],
+                           [(k[batch_index:batch_index + 1, :, -length:].clone(),
+                             v[batch_index:batch_index + 1, :, -length:].clone()) for k, v in _layers(self._cache)])
+        live.request.finish(live.index, live.result())
+
+    def _narrow(self, keep: list[int]) -> None:
+        """Keep only the rows `keep` of the batch; drop cache columns no remaining row uses."""
+        self._live = [self._live[b] for b in keep]
+        if not keep:
+            self._cache = self._mask = self._positions = None
+            return
+        index = torch.tensor(keep, dtype=torch.long, device=self.lm.device)
+        self._cache.batch_select_indices(index)
+        self._mask, self._positions = self._mask[index], self._positions[index]
+        unused = int(self._mask.any(dim=0).long().argmax())  # leading columns that are padding in every row
+        if unused >= self.trim_padding:
+            cache = self.lm.new_cache()
+            for layer_index, (keys, values) in enumerate(_layers(self._cache)):
+                cache.update(keys[:, :, unused:].contiguous(), values[:, :, unused:].contiguous(), layer_index)
+            self._cache, self._mask = cache, self._mask[:, unused:]
+            self.stats["trimmed_columns"] += unused
+
+    def _fail_live(self, error: BaseException) -> None:
+        for live in self._live:
+            live.request.fail(error)
+        self._live, self._cache, self._mask, self._positions = [], None, None, None
+
+    def _fail_all(self, error: BaseException) -> None:
+        """Fail what is queued, then what is live (waking its callers last, so a request made after
+        they wake, once the engine is reopened, is served)."""
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is not None:
+                item.fail(error)
+        self._fail_live(error)

@@ -1,0 +1,125 @@
+"""The frozen LLM as *transformer body + lm_head*, with the tokenizer and its chat template.
+
+`FrozenLM` is loaded once per process (`engine.loading.load_llm`), never trained, never copied
+per problem and never registered as a submodule of a LightningModule: fits only see their latents
+and borrow `lm_head` for the REINFORCE term. It holds no state between calls: generation is the
+`GenerationEngine`'s job, and nothing on this object couples one caller to another.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Sequence
+
+import torch
+from torch import Tensor
+from transformers import DynamicCache
+
+# ori_generation.py stops the CoT when the decoded token is one of these (plus the tokenizer's EOS);
+# opt_generation.py stops a continuation at the tokenizer's EOS only.
+ORIGINAL_STOP_WORDS = ("</s>", "<|im_end|>", "<|endoftext|>")
+
+
+class FrozenLM:
+    """A frozen causal LM split into body and lm_head; tokenization as the original code does it."""
+
+    def __init__(self, model, tokenizer, name: str = "model"):
+        model.eval()
+        model.requires_grad_(False)
+        self.model = model
+        self.tokenizer = tokenizer
+        self.name = name
+        self.body = model.get_decoder()
+        self.lm_head = model.get_output_embeddings()
+        # transformers 5 names the body's cache argument `cache` (`past_key_values` before)
+        parameters = inspect.signature(self.body.forward).parameters
+        self._cache_argument = "cache" if "cache" in parameters else "past_key_values"
+        configured = getattr(model.generation_config, "eos_token_id", None)
+        configured = list(configured) if isinstance(configured, (list, tuple)) else [configured]
+        self.eos_id = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else configured[0]
+        if self.eos_id is None:
+            raise ValueError(f"{name}: the tokenizer has no EOS token")
+        # The CoT stops at the original's stop words, a continuation at EOS, `generate` at the checkpoint's EOS ids.
+        self.cot_stop_ids = frozenset({self.eos_id, *self._single_token_ids(ORIGINAL_STOP_WORDS)})
+        self.continuation_stop_ids = frozenset({self.eos_id})
+        self.generation_stop_ids = frozenset({self.eos_id, *(i for i in configured if i is not None)})
+        pad = tokenizer.pad_token_id
+        self.pad_id = pad if pad is not None else self.eos_id
+        self._special_texts = tuple(t for t in tokenizer.all_special_tokens if t) + tuple(
+            t.content for t in getattr(tokenizer, "added_tokens_decoder", {}).values() if getattr(t, "special", False))
+
+    def _single_token_ids(self, words: Sequence[str]) -> list[int]:
+        """Ids of the tokens whose decoded text is one of `words`."""
+        found = []
+        for word in words:
+            token_id = self.tokenizer.convert_tokens_to_ids(word)
+            if isinstance(token_id, int) and self.tokenizer.decode([token_id]) == word:
+                found.append(token_id)
+        return found
+
+    @property
+    def device(self) -> torch.device:
+        return self.lm_head.weight.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.lm_head.weight.dtype
+
+    @property
+    def hidden_size(self) -> int:
+        return self.lm_head.weight.shape[1]
+
+    # ---------------------------------------------------------------- text <-> ids
+    def encode_chat(self, messages: Sequence[dict], add_special_tokens: bool = False) -> list[int]:
+        """Token ids of `messages` after the chat template (with the generation prompt).
+
+        As the original: the rendered template is tokenized as one string, with the tokenizer's own
+        special tokens added when `add_special_tokens` (the original's solver prompt goes through
+        ``tokenizer(text)``, its verifier prompts through ``apply_chat_template``, which adds none).
+
+        Our fix: special-token strings inside a message (``<|im_end|>``, ``<|eot_id|>`` ...) stay plain
+        text. Only when a message contains one is the text tokenized piecewise: the template's pieces
+        with special tokens, the messages' content with ``split_special_tokens=True``.
+        """
+        rendered = self.tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
+        if not any(special in m["content"] for m in messages for special in self._special_texts):
+            return self.tokenizer(rendered, add_special_tokens=add_special_tokens)["input_ids"]
+        marks = [f"\x00LLS{i}\x00" for i in range(len(messages))]
+        shell = [{**m, "content": mark} for m, mark in zip(messages, marks)]
+        rendered = self.tokenizer.apply_chat_template(shell, tokenize=False, add_generation_prompt=True)
+        ids: list[int] = []
+        for mark, message in zip(marks, messages):
+            head, found, rendered = rendered.partition(mark)
+            if not found:
+                raise ValueError(f"chat template of {self.name} dropped a {message['role']} message")
+            ids += self._encode(head, special=add_special_tokens and not ids) + self._encode(message["content"],
+                                                                                           split_special=True)
+        return ids + self._encode(rendered)
+
+    def _encode(self, text: str, special: bool = False, split_special: bool = False) -> list[int]:
+        if not text:
+            return []
+        return self.tokenizer(text, add_special_tokens=special, split_special_tokens=split_special)["input_ids"]
+
+    def decode(self, ids: Sequence[int]) -> str:
+        """Answer text: the tokens' text without special tokens (the original keeps them; see README, Fidelity)."""
+        return self.tokenizer.decode(list(ids), skip_special_tokens=True)
+
+    def token_text(self, ids: Sequence[int]) -> list[str]:
+        """The text of each token on its own (latent tokens in records and reports)."""
+        return [self.tokenizer.decode([i]) for i in ids]
+
+    # ---------------------------------------------------------------- forward primitive
+    def new_cache(self) -> DynamicCache:
+        return DynamicCache(config=self.model.config)
+
+    def forward(self, ids: Tensor, cache, attention_mask: Tensor | None = None,
+                position_ids: Tensor | None = None) -> Tensor:
+        """The body on `ids` (B, L) on top of `cache`: final-normed hidden states (B, L, H), the inputs of lm_head."""
+        out = self.body(input_ids=ids, use_cache=True, attention_mask=attention_mask, position_ids=position_ids,
+                        **{self._cache_argument: cache})
+        return out.last_hidden_state
+
+    def logits(self, hidden: Tensor) -> Tensor:
+        """lm_head in float32 (greedy choices and sampling read these)."""
+        return self.lm_head(hidden).float()

@@ -1,0 +1,192 @@
+"""The generation engine on tiny random models: batched rows give the tokens each row gets alone (checked
+against a plain re-forward of the whole sequence per token), prefix reuse, stop rules, samplers, faults."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+import torch
+
+from lightning_latentseek.engine import EngineClosed, GenerationEngine, Row, TemperatureSampler
+
+
+def full_forward_greedy(llm, ids, n, stop_ids):
+    """Reference decoding without any cache: the whole sequence re-run for every token, as the original does.
+    Returns (tokens, z) with z[t] the final hidden state that produced tokens[t]."""
+    ids, out, states = list(ids), [], []
+    for _ in range(n):
+        with torch.no_grad():
+            hidden = llm.body(input_ids=torch.tensor([ids]), use_cache=False).last_hidden_state[0, -1]
+        token = int(llm.lm_head(hidden).argmax())
+        out.append(token)
+        states.append(hidden)
+        ids.append(token)
+        if token in stop_ids:
+            break
+    return out, torch.stack(states)
+
+
+def prompts(llm, n):
+    """n chat prompts of different lengths."""
+    return [llm.encode_chat([{"role": "user", "content": f"What is {i} + {3 * i}? " * (i + 1)}]) for i in range(n)]
+
+
+@pytest.fixture
+def engine(llm):
+    eng = GenerationEngine(llm)
+    yield eng
+    eng.close()
+
+
+def test_batched_rows_match_full_reforward_and_keep_the_latents(llm, engine):
+    rows = prompts(llm, 4)
+    caps = [5, 17, 9, 12]
+    results = engine.generate([Row(ids, cap, llm.cot_stop_ids, keep_hidden=True) for ids, cap in zip(rows, caps)])
+    for ids, cap, result in zip(rows, caps, results):
+        tokens, states = full_forward_greedy(llm, ids, cap, llm.cot_stop_ids)
+        assert result.tokens == tokens
+        assert result.hit_cap == (tokens[-1] not in llm.cot_stop_ids) and len(tokens) <= cap
+        torch.testing.assert_close(result.hidden, states, atol=1e-4, rtol=1e-4)
+    assert engine.stats["rows"] == 4
+    # every row's first token comes from its prefill, the rest from shared steps
+    assert engine.stats["steps"] == max(len(r.tokens) for r in results) - 1
+
+
+def test_rows_from_many_threads_share_forwards(llm, engine):
+    rows = prompts(llm, 6)
+    expected = [full_forward_greedy(llm, ids, 20, frozenset())[0] for ids in rows]
+    got: dict[int, list[int]] = {}
+    barrier = threading.Barrier(6)
+
+    def call(i):
+        barrier.wait()
+        got[i] = engine.generate([Row(rows[i], 20, frozenset())])[0].tokens
+
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [got[i] for i in range(6)] == expected
+    assert engine.stats["steps"] < 6 * 19  # shared forwards: far fewer steps than rows x tokens
+    assert engine.stats["row_steps"] == 6 * 19
+
+
+def test_prefix_store_prefills_only_what_is_new(llm, engine):
+    base = prompts(llm, 3)[2]
+    engine.generate([Row(base, 4, frozenset())])
+    before = engine.stats["prefill_tokens"]
+    longer = base + [40, 41, 42]
+    result = engine.generate([Row(longer, 6, frozenset())])[0]
+    assert engine.stats["prefill_tokens"] - before == 3  # the stored prompt covers all but the 3 new tokens
+    assert result.tokens == full_forward_greedy(llm, longer, 6, frozenset())[0]
+    off = GenerationEngine(llm, prefix_cache=False)
+    try:
+        assert off.generate([Row(longer, 6, frozenset())])[0].tokens == result.tokens
+        assert off.stats["prefill_tokens"] == len(longer)
+    finally:
+        off.close()
+
+
+def test_rows_of_one_request_share_their_prefix(llm, engine):
+    shared = prompts(llm, 2)[1]
+    rows = [shared + [60 + i, 70 + i] for i in range(4)]
+    results = engine.generate([Row(ids, 5, frozenset()) for ids in rows])
+    assert engine.stats["prefill_tokens"] == len(rows[0]) + 3 * 2  # the first row whole, then 2 tokens per row
+    assert [r.tokens for r in results] == [full_forward_greedy(llm, ids, 5, frozenset())[0] for ids in rows]
+
+
+def test_finished_sequence_is_kept_for_rows_that_start_with_it(llm, engine):
+    ids = prompts(llm, 2)[0]
+    first = engine.generate([Row(ids, 8, frozenset(), keep_cache=True)])[0]
+    before = engine.stats["prefill_tokens"]
+    follow = ids + first.tokens + [50, 51]
+    result = engine.generate([Row(follow, 4, frozenset())])[0]
+    # the kept sequence holds prompt + all but the last generated token
+    assert engine.stats["prefill_tokens"] - before == 3
+    assert result.tokens == full_forward_greedy(llm, follow, 4, frozenset())[0]
+
+
+def test_stop_ids_stop_rule_and_caps(llm, engine):
+    ids = prompts(llm, 1)[0]
+    free = full_forward_greedy(llm, ids, 12, frozenset())[0]
+    stop_token = free[5]
+    first = free.index(stop_token)
+    stopped, ruled, capped, empty = engine.generate([
+        Row(ids, 12, frozenset({stop_token})),
+        Row(ids, 12, frozenset(), stop=lambda tokens: len(tokens) == 3),
+        Row(ids, 7, frozenset()),
+        Row(ids, 0, frozenset(), keep_hidden=True),
+    ])
+    assert stopped.tokens == free[:first + 1] and not stopped.hit_cap  # the stop token is kept
+    assert ruled.tokens == free[:3] and not ruled.hit_cap
+    assert capped.tokens == free[:7] and capped.hit_cap
+    assert empty.tokens == [] and empty.hidden.shape == (0, llm.hidden_size)
+
+
+def test_sampled_rows_are_seeded_and_independent_of_the_batch(llm, engine):
+    ids = prompts(llm, 3)
+    alone = engine.generate([Row(ids[0], 15, frozenset(), sampler=TemperatureSampler(1.0, seed=7))])[0].tokens
+    together = engine.generate([Row(ids[1], 9, frozenset()),
+                                Row(ids[0], 15, frozenset(), sampler=TemperatureSampler(1.0, seed=7)),
+                                Row(ids[2], 15, frozenset(), sampler=TemperatureSampler(1.0, seed=8))])
+    assert together[1].tokens == alone
+    other_seed = engine.generate([Row(ids[0], 15, frozenset(), sampler=TemperatureSampler(1.0, seed=8))])[0].tokens
+    assert other_seed != alone
+    assert alone != full_forward_greedy(llm, ids[0], 15, frozenset())[0]
+
+
+def test_cancel_fails_waiting_callers_and_reopen_serves_again(llm, engine):
+    ids = prompts(llm, 1)[0]
+    errors = []
+    started = threading.Event()
+
+    def slow_stop(tokens):
+        started.set()
+        return False
+
+    def call():
+        try:
+            engine.generate([Row(ids, 100_000, frozenset(), stop=slow_stop)])
+        except EngineClosed as error:
+            errors.append(error)
+
+    thread = threading.Thread(target=call)
+    thread.start()
+    assert started.wait(30)
+    engine.cancel("stop now")
+    thread.join(30)
+    assert len(errors) == 1 and "stop now" in str(errors[0])
+    with pytest.raises(EngineClosed):
+        engine.generate([Row(ids, 3, frozenset())])
+    engine.reopen()
+    assert len(engine.generate([Row(ids, 3, frozenset())])[0].tokens) == 3
+
+
+def test_a_failing_forward_fails_its_request_and_the_engine_goes_on(llm, engine, monkeypatch):
+    ids = prompts(llm, 1)[0]
+    forward = type(llm).forward
+    calls = []
+
+    def flaky(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise torch.OutOfMemoryError("injected")
+        return forward(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(llm), "forward", flaky)
+    with pytest.raises(torch.OutOfMemoryError):
+        engine.generate([Row(ids, 10, frozenset())])
+    assert engine.generate([Row(ids, 4, frozenset())])[0].tokens == full_forward_greedy(llm, ids, 4, frozenset())[0]
+
+
+def test_padding_no_row_uses_is_dropped(llm):
+    engine = GenerationEngine(llm, trim_padding=8)
+    try:
+        short, long = prompts(llm, 4)[0], prompts(llm, 4)[3]
+        results = engine.generate([Row(long, 2, frozenset()), Row(short, 12, frozenset())])
+        assert results[1].tokens == full_forward_greedy(llm, short, 12, frozenset())[0]
+        assert engine.stats["trimmed_columns"] >= len(long) - len(short)
+    finally:
+        engine.close()
