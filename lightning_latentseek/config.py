@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from lightning_latentseek.errors import UserError
+
 METHODS = ("latentseek", "cot", "bon", "sc")
+
+
+class ConfigError(UserError, ValueError):
+    """An option value outside its range or choices, e.g. ``--model.rho 2``."""
 
 
 @dataclass
@@ -68,7 +74,7 @@ class SeekConfig:
         ]
         for ok, message in checks:
             if not ok:
-                raise ValueError(message)
+                raise ConfigError(message)
 
 
 @dataclass
@@ -77,8 +83,8 @@ class DataConfig:
 
     Args:
         name: ``gsm8k``, ``math500``, ``aime2024`` or ``jsonl`` (ground-truth rule and default fields).
-        path: local JSONL/JSON/parquet file or hub id; for the three benchmarks it defaults to ``../shared/data``.
-        split: split of a hub dataset.
+        path: local JSONL/JSON/parquet file or hub dataset id; unset, the three benchmarks load from the hub.
+        split: split of a hub dataset (unset: the benchmark's split, else ``test``).
         question_field: field holding the question (dataset default when unset).
         answer_field: field holding the ground truth (dataset default when unset).
         id_field: field holding a stable problem id (row index when unset or absent).
@@ -89,7 +95,7 @@ class DataConfig:
 
     name: str = "jsonl"
     path: str | None = None
-    split: str = "test"
+    split: str | None = None
     question_field: str | None = None
     answer_field: str | None = None
     id_field: str | None = None

@@ -34,6 +34,7 @@ from typing import Callable, Sequence
 import torch
 from torch import Tensor
 
+from lightning_latentseek.errors import UserError, one_line
 from lightning_latentseek.kv_cache import copy_prefix, new_cache, truncate
 
 SMOLLM2 = "smollm2"
@@ -43,7 +44,7 @@ DRAFT_TOKENS = 8  # prompt-lookup drafts checked per forward by `continue_greedy
 ROW_LAYOUT_MAX_BYTES = 1 << 30  # CPU models up to this many bytes of Linear weights get `_one_row_layout`
 
 
-class LLMLoadError(RuntimeError):
+class LLMLoadError(UserError, RuntimeError):
     """The `--model.llm` value cannot be turned into a model."""
 
 
@@ -70,6 +71,8 @@ def resolve_llm_source(spec: str) -> tuple[str, str | None]:
             raise LLMLoadError(f"--model.llm {spec}: GGUF file does not exist")
         return str(path.parent), path.name
     if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise LLMLoadError(f"--model.llm {spec}: not a model directory (no config.json)")
         return str(path), None
     looks_like_path = spec.startswith(("/", ".", "~")) or spec.count("/") != 1 or path.suffix != ""
     if looks_like_path:
@@ -93,9 +96,12 @@ def load_llm(spec: str, device: str | torch.device = "cpu", dtype: torch.dtype =
             hf_logging.disable_progress_bar()  # one rich display over problems, no loading bars
             source, gguf = resolve_llm_source(spec)
             extra = {"gguf_file": gguf} if gguf else {}
-            tokenizer = AutoTokenizer.from_pretrained(source, **extra)
-            with _quiet_gguf_progress():
-                model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, attn_implementation="sdpa", **extra)
+            try:
+                tokenizer = AutoTokenizer.from_pretrained(source, **extra)
+                with _quiet_gguf_progress():
+                    model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, attn_implementation="sdpa", **extra)
+            except (OSError, ValueError) as err:  # not a model (no config/weights), unknown hub id, no network
+                raise LLMLoadError(f"--model.llm {spec}: cannot load it ({one_line(err, 300)})") from err
             _LOADED[key] = FrozenLM(model.to(device), tokenizer, name=spec)
         return _LOADED[key]
 

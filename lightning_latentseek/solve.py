@@ -25,6 +25,7 @@ import torch
 
 from callbacks import ProblemCallback, RecordWriter, RewardThreshold, RichProblemProgress
 from lightning_latentseek.config import METHODS, DataConfig, SeekConfig
+from lightning_latentseek.errors import UserError
 from lightning_latentseek.llm import load_llm, resolve_llm_source
 from lightning_latentseek.methods import METHOD_FUNCTIONS, Outcome, SolveContext
 from lightning_latentseek.problems import Problem, ProblemDataError, load_problems_with_errors
@@ -39,7 +40,7 @@ FIT_FLAGS = dict(enable_checkpointing=False, enable_progress_bar=False, enable_m
 RUN_ONLY_TRAINER_KEYS = ("devices", "num_nodes", "strategy")
 
 
-class ConfigMismatchError(RuntimeError):
+class ConfigMismatchError(UserError, RuntimeError):
     """`--output_dir` already holds results of a different configuration."""
 
 

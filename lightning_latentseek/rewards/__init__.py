@@ -5,10 +5,15 @@ from __future__ import annotations
 import importlib
 import inspect
 
+from lightning_latentseek.errors import UserError
 from lightning_latentseek.rewards.base import Reward, RewardResult
 from lightning_latentseek.rewards.psrm import PerfectSparseReward
 
-__all__ = ["Reward", "RewardResult", "PerfectSparseReward", "build_reward"]
+__all__ = ["Reward", "RewardResult", "PerfectSparseReward", "RewardError", "build_reward"]
+
+
+class RewardError(UserError, ValueError):
+    """`--model.reward` names no reward: not ``self``/``psrm`` and not an importable class."""
 
 
 def build_reward(spec: str, *, llm=None, prompt: str = "boxed", args: dict | None = None,
@@ -25,11 +30,11 @@ def build_reward(spec: str, *, llm=None, prompt: str = "boxed", args: dict | Non
         return SelfReward(llm, prompt=prompt, **args)
     module_name, _, class_name = spec.rpartition(".")
     if not module_name:
-        raise ValueError(f"--model.reward {spec!r}: expected 'self', 'psrm' or an import path like pkg.module.ClassName")
+        raise RewardError(f"--model.reward {spec!r}: expected 'self', 'psrm' or an import path like pkg.module.ClassName")
     try:
         cls = getattr(importlib.import_module(module_name), class_name)
     except (ImportError, AttributeError) as err:
-        raise ValueError(f"--model.reward {spec!r}: cannot import it ({err})") from err
+        raise RewardError(f"--model.reward {spec!r}: cannot import it ({err})") from err
     accepted = inspect.signature(cls).parameters
     takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values())
     for name, value in (("llm", llm), ("prompt", prompt)):
