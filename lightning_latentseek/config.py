@@ -10,7 +10,7 @@ METHODS = ("latentseek", "random", "cot", "bon", "sc")
 
 
 class ConfigError(UserError, ValueError):
-    """An option value out of its range."""
+    """An option value outside its range or choices, e.g. ``--model.rho 2``."""
 
 
 @dataclass
@@ -100,8 +100,8 @@ class DataConfig:
     Args:
         name: ``gsm8k``, ``math500``, ``aime2024``, ``jsonl`` (ground-truth rule and default fields) or ``arith``
             (this project's generated arithmetic word problems, `arith.py`).
-        path: local JSONL/JSON/parquet file or hub id (the three benchmarks load from the hub when unset).
-        split: split of a hub dataset.
+        path: local JSONL/JSON/parquet file or hub dataset id; unset, the three benchmarks load from the hub.
+        split: split of a hub dataset (unset: the benchmark's split, else ``test``).
         question_field: field holding the question (dataset default when unset).
         answer_field: field holding the ground truth (dataset default when unset).
         id_field: field holding a stable problem id (row index when unset or absent).
@@ -116,7 +116,7 @@ class DataConfig:
 
     name: str = "jsonl"
     path: str | None = None
-    split: str = "test"
+    split: str | None = None
     question_field: str | None = None
     answer_field: str | None = None
     id_field: str | None = None

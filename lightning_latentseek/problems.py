@@ -1,5 +1,7 @@
 """Math problems and loading them from JSONL/JSON/Parquet files or the Hugging Face Hub.
 
+Without ``--data.path`` the three benchmarks load from the hub, from the datasets and splits the
+LatentSeek reference code uses (:data:`HUB_SOURCES`); ``--data.path FILE`` reads a local copy.
 Every problem carries a stable id and a ground-truth answer normalised per dataset.
 Bad rows produce :class:`ProblemDataError` messages that name the file, the line (JSONL)
 or row index, and the field. Dataset text is only ever treated as data.
@@ -8,24 +10,40 @@ or row index, and the field. Dataset text is only ever treated as data.
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lightning_latentseek.errors import UserError, one_line
+
 DATASETS = ("gsm8k", "math500", "aime2024", "jsonl")
-# Default (question fields tried in order, answer field, id field) per dataset.
-_DEFAULT_FIELDS: dict[str, tuple[tuple[str, ...], str, str | None]] = {
-    "gsm8k": (("question",), "answer", None),
-    "math500": (("problem",), "answer", "unique_id"),
-    "aime2024": (("problem",), "answer", "id"),
-    "jsonl": (("question", "problem"), "answer", "id"),
+# Default (question fields, answer fields, id fields) per dataset, each tried in order: the hub's
+# column names and those of the local JSONL copies (AIME: hub Problem/Answer/ID, JSONL problem/answer/id).
+_DEFAULT_FIELDS: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]] = {
+    "gsm8k": (("question",), ("answer",), ()),
+    "math500": (("problem",), ("answer",), ("unique_id",)),
+    "aime2024": (("problem", "Problem"), ("answer", "Answer"), ("id", "ID")),
+    "jsonl": (("question", "problem"), ("answer",), ("id", "ID", "unique_id")),
 }
-# Relative to the current working directory.
-_DEFAULT_PATHS = {
-    "gsm8k": "../shared/data/gsm8k_test.jsonl",
-    "math500": "../shared/data/math500_test.jsonl",
-    "aime2024": "../shared/data/aime2024.jsonl",
+
+
+@dataclass(frozen=True)
+class HubSource:
+    """A benchmark on the Hugging Face hub: dataset id, config (None: the default one) and split."""
+
+    id: str
+    config: str | None
+    split: str
+
+
+# As the LatentSeek reference code (src/data.py) loads them.
+HUB_SOURCES = {
+    "gsm8k": HubSource("openai/gsm8k", "socratic", "test"),
+    "math500": HubSource("HuggingFaceH4/MATH-500", None, "test"),
+    "aime2024": HubSource("Maxwell-Jia/AIME_2024", None, "train"),
 }
 _FILE_SUFFIXES = (".jsonl", ".json", ".parquet")
 _HUB_ID_RE = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
@@ -43,7 +61,7 @@ class Problem:
     meta: dict = field(default_factory=dict, compare=False, hash=False)  # {"source": ..., "line"/"row": ...}
 
 
-class ProblemDataError(ValueError):
+class ProblemDataError(UserError, ValueError):
     """Bad problem data or data options; the message names the file, line/row and field.
 
     ``location`` is the bad row's place in its source (``"line 3"``, ``"row 2"``) when the error
@@ -101,14 +119,15 @@ def _read_dataset(dataset: object, source: str) -> _Records:
         yield {"source": source, "row": index}, record
 
 
-def _records(name: str, path: str | None, split: str) -> tuple[str, _Records]:
-    """Resolve ``path`` (or the dataset's default) to a source label and its records."""
+def _records(name: str, path: str | None, split: str | None) -> tuple[str, _Records]:
+    """Resolve ``path`` (a local file or hub id; None: the dataset's hub source) to a source label and its records."""
+    hub = HUB_SOURCES.get(name)
     if path is None:
-        if name not in _DEFAULT_PATHS:
+        if hub is None:
             raise ProblemDataError(
                 f"--data.path is required for --data.name {name} (a .jsonl, .json or .parquet file)"
             )
-        path = str((Path.cwd() / _DEFAULT_PATHS[name]).resolve())
+        return _hub_records(hub.id, hub.config, split or hub.split)
     local = Path(path)
     suffix = local.suffix.lower()
     if local.is_file():
@@ -125,14 +144,53 @@ def _records(name: str, path: str | None, split: str) -> tuple[str, _Records]:
         raise ProblemDataError(f"{path}: not a file")
     if suffix in _FILE_SUFFIXES or not _HUB_ID_RE.fullmatch(path):
         raise ProblemDataError(f"{path}: file not found")
+    if hub is not None and path == hub.id:  # the benchmark's own hub dataset: its config and split
+        return _hub_records(hub.id, hub.config, split or hub.split)
+    return _hub_records(path, None, split or "test")
+
+
+def _hub_records(hub_id: str, config: str | None, split: str) -> tuple[str, _Records]:
+    """Load ``hub_id`` (``config``, ``split``) with ``datasets.load_dataset``; failures become one-line errors."""
     from datasets import load_dataset
 
-    source = f"{path} (split {split})"
+    source = f"{hub_id} ({'' if config is None else f'config {config}, '}split {split})"
     try:
-        dataset = load_dataset(path, split=split)
-    except Exception as err:  # network, auth, unknown repo or split: report with the hub id
-        raise ProblemDataError(f"{source}: not a local file and could not be loaded from the Hub ({err})") from err
+        with _quiet_hub_retries():
+            dataset = load_dataset(hub_id, config, split=split)
+    except Exception as err:  # network, auth, unknown repo, config or split: report with the hub id
+        local_copy = "pass a local copy with --data.path FILE (.jsonl, .json or .parquet)"
+        if _unreachable(err):
+            raise ProblemDataError(f"{source}: the Hugging Face hub could not be reached; {local_copy}") from err
+        raise ProblemDataError(
+            f"{source}: could not be loaded from the Hugging Face hub ({one_line(err, 300)}); or {local_copy}"
+        ) from err
     return source, _read_dataset(dataset, source)
+
+
+def _unreachable(err: BaseException) -> bool:
+    """Whether ``err`` (or an exception it was raised from) says the hub could not be reached."""
+    seen: BaseException | None = err
+    for _ in range(20):  # the chain is short; the bound guards against cycles
+        if seen is None:
+            return False
+        name = type(seen).__name__
+        if isinstance(seen, (ConnectionError, TimeoutError)) or any(w in name for w in ("Connect", "Timeout", "Offline")):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+@contextmanager
+def _quiet_hub_retries():
+    """huggingface_hub logs a warning line per retry of a failed request (about 25 s of them when
+    offline): keep them off stderr, so a failed load ends in the one error line."""
+    hub_logger = logging.getLogger("huggingface_hub")
+    level = hub_logger.level
+    hub_logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        hub_logger.setLevel(level)
 
 
 def _gsm8k_answer(answer: str) -> str:
@@ -163,11 +221,11 @@ def _make_problem(
     meta: dict,
     index: int,
     question_fields: tuple[str, ...],
-    answer_field: str,
-    id_field: str | None,
+    answer_fields: tuple[str, ...],
+    id_fields: tuple[str, ...],
     id_required: bool,
 ) -> Problem:
-    """Validate one record and build its :class:`Problem`."""
+    """Validate one record and build its :class:`Problem` (of each field tuple, the first field present is read)."""
     where = _where(meta)
     if not isinstance(record, dict):
         raise ProblemDataError(f"{where}: expected a JSON object, got {type(record).__name__}")
@@ -176,8 +234,10 @@ def _make_problem(
     if question_field is None:
         wanted = " or ".join(repr(f) for f in question_fields)
         raise ProblemDataError(f"{where}: missing field {wanted} (fields present: {present})")
-    if answer_field not in record:
-        raise ProblemDataError(f"{where}: missing field {answer_field!r} (fields present: {present})")
+    answer_field = next((f for f in answer_fields if f in record), None)
+    if answer_field is None:
+        wanted = " or ".join(repr(f) for f in answer_fields)
+        raise ProblemDataError(f"{where}: missing field {wanted} (fields present: {present})")
     question = record[question_field]
     if not isinstance(question, str):
         raise ProblemDataError(f"{where}: field {question_field!r} must be a string, got {type(question).__name__}")
@@ -186,9 +246,9 @@ def _make_problem(
     answer = _ground_truth(name, record[answer_field], where, answer_field)
     if not answer.strip():
         raise ProblemDataError(f"{where}: field {answer_field!r} is empty")
-    raw_id = record.get(id_field) if id_field is not None else None
+    raw_id = next((record[f] for f in id_fields if record.get(f) is not None), None)
     if raw_id is None and id_required:
-        raise ProblemDataError(f"{where}: missing field {id_field!r} (fields present: {present})")
+        raise ProblemDataError(f"{where}: missing field {id_fields[0]!r} (fields present: {present})")
     problem_id = str(index) if raw_id is None else str(raw_id)
     return Problem(id=problem_id, question=question.strip(), answer=answer, dataset=name, meta=meta)
 
@@ -196,7 +256,7 @@ def _make_problem(
 def load_problems_with_errors(
     name: str = "jsonl",
     path: str | None = None,
-    split: str = "test",
+    split: str | None = None,
     question_field: str | None = None,
     answer_field: str | None = None,
     id_field: str | None = None,
@@ -206,9 +266,10 @@ def load_problems_with_errors(
 ) -> tuple[list[Problem], list[ProblemDataError]]:
     """Load problems and the errors of the rows that were skipped.
 
-    ``name`` picks the default fields, default path and ground-truth rule; ``path`` is a
-    local ``.jsonl``/``.json``/``.parquet`` file or a Hugging Face Hub dataset id (loaded
-    with ``split``). Fields left as None use the dataset defaults. With
+    ``name`` picks the default fields, the ground-truth rule and, with ``path`` None, the hub
+    dataset of a benchmark (:data:`HUB_SOURCES`); ``path`` is a local ``.jsonl``/``.json``/
+    ``.parquet`` file or a Hugging Face Hub dataset id. ``split`` (None: the benchmark's split,
+    else ``test``) applies to hub datasets. Fields left as None use the dataset defaults. With
     ``on_error="raise"`` the first bad row raises; with ``"skip"`` bad rows are skipped,
     keep their row index, and are returned as errors (with their ``location``). Duplicate ids
     are always refused.
@@ -222,8 +283,10 @@ def load_problems_with_errors(
         raise ProblemDataError(f"--data.start must be >= 0, got {start}")
     if limit is not None and limit <= 0:
         raise ProblemDataError(f"--data.limit must be > 0, got {limit}")
-    default_questions, default_answer, default_id = _DEFAULT_FIELDS[name]
+    default_questions, default_answers, default_ids = _DEFAULT_FIELDS[name]
     question_fields = default_questions if question_field is None else (question_field,)
+    answer_fields = default_answers if answer_field is None else (answer_field,)
+    id_fields = default_ids if id_field is None else (id_field,)
     source, records = _records(name, path, split)
 
     problems: list[Problem] = []
@@ -239,8 +302,8 @@ def load_problems_with_errors(
                 meta,
                 index,
                 question_fields,
-                answer_field or default_answer,
-                id_field or default_id,
+                answer_fields,
+                id_fields,
                 id_required=id_field is not None,
             )
         except ProblemDataError as err:
@@ -269,7 +332,7 @@ def load_problems_with_errors(
 def load_problems(
     name: str = "jsonl",
     path: str | None = None,
-    split: str = "test",
+    split: str | None = None,
     question_field: str | None = None,
     answer_field: str | None = None,
     id_field: str | None = None,

@@ -15,6 +15,12 @@ from tiny import save_tiny_model, tiny_llm  # noqa: E402
 torch.set_num_threads(1)
 
 
+@pytest.fixture(autouse=True)
+def no_debug_env(monkeypatch):
+    """User errors are one line unless LATENTSEEK_DEBUG is set: tests start without it."""
+    monkeypatch.delenv("LATENTSEEK_DEBUG", raising=False)
+
+
 @pytest.fixture(params=["llama", "qwen2"])
 def llm(request):
     """A tiny random LLM of each architecture."""

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from lightning_latentseek.errors import UserError
 from lightning_latentseek.problems import (
     Problem,
     ProblemDataError,
@@ -12,7 +13,8 @@ from lightning_latentseek.problems import (
     load_problems_with_errors,
 )
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"  # the benchmark copies beside the clone (see its README)
 DEMO = Path(__file__).resolve().parents[1] / "lightning_latentseek" / "data" / "demo.jsonl"
 
 
@@ -116,18 +118,97 @@ def test_parquet_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert problems[0].meta == {"source": str(path), "row": 0}
 
 
-def test_hub_id_is_loaded_with_split(monkeypatch: pytest.MonkeyPatch) -> None:
+def fake_hub(monkeypatch: pytest.MonkeyPatch, rows: list[dict] | None = None, error: Exception | None = None) -> list:
+    """Replace ``datasets.load_dataset`` (no network in tests): record each call as (args, kwargs) and
+    return ``rows`` as an in-memory ``datasets.Dataset``, or raise ``error``."""
     datasets = pytest.importorskip("datasets")
-    calls: list[tuple[str, str]] = []
+    calls: list[tuple[tuple, dict]] = []
 
-    def fake_load_dataset(path: str, split: str) -> list[dict]:
-        calls.append((path, split))
-        return [{"problem": "q", "answer": "1", "unique_id": "u1"}]
+    def fake_load_dataset(*args, **kwargs):
+        calls.append((args, kwargs))
+        if error is not None:
+            raise error
+        return datasets.Dataset.from_list(rows)
 
     monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
-    [problem] = load_problems("math500", "Org/MATH-500", split="test")
-    assert calls == [("Org/MATH-500", "test")]
+    return calls
+
+
+def test_hub_id_is_loaded_with_split(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = fake_hub(monkeypatch, [{"problem": "q", "answer": "1", "unique_id": "u1"}])
+    [problem] = load_problems("math500", "Org/MATH-500", split="validation")
+    assert calls == [(("Org/MATH-500", None), {"split": "validation"})]
     assert problem.id == "u1"
+    assert problem.meta == {"source": "Org/MATH-500 (split validation)", "row": 0}
+    load_problems("jsonl", "Org/other")  # another hub id without --data.split: its test split
+    assert calls[1] == (("Org/other", None), {"split": "test"})
+
+
+# One row of each benchmark as the hub holds it (column names and value types of the hub datasets).
+HUB_ROWS = {
+    "gsm8k": {"question": "Natalia sold 48 clips. How many?", "answer": "48 + 24 = <<48+24=72>>72\n#### 1,072"},
+    "math500": {"problem": "Compute $1/2$.", "solution": "It is $\\frac{1}{2}$.", "answer": "\\frac{1}{2}",
+                "subject": "Algebra", "level": 1, "unique_id": "test/algebra/1.json"},
+    "aime2024": {"ID": "2024-I-1", "Problem": "Every morning Aya walks.", "Solution": "...", "Answer": 204},
+}
+
+
+@pytest.mark.parametrize(
+    ("name", "args", "expected"),
+    [
+        ("gsm8k", ("openai/gsm8k", "socratic"), ("0", "Natalia sold 48 clips. How many?", "1072")),
+        ("math500", ("HuggingFaceH4/MATH-500", None), ("test/algebra/1.json", "Compute $1/2$.", "\\frac{1}{2}")),
+        ("aime2024", ("Maxwell-Jia/AIME_2024", None), ("2024-I-1", "Every morning Aya walks.", "204")),
+    ],
+)
+def test_benchmarks_load_from_the_hub_by_default(monkeypatch, name, args, expected) -> None:
+    calls = fake_hub(monkeypatch, [HUB_ROWS[name]])
+    [problem] = load_problems(name)
+    split = "train" if name == "aime2024" else "test"  # as the LatentSeek reference code loads them
+    assert calls == [(args, {"split": split})]
+    assert (problem.id, problem.question, problem.answer, problem.dataset) == (*expected, name)
+    config = "" if args[1] is None else f"config {args[1]}, "
+    assert problem.meta == {"source": f"{args[0]} ({config}split {split})", "row": 0}
+
+
+def test_data_split_overrides_the_benchmark_split(monkeypatch) -> None:
+    calls = fake_hub(monkeypatch, [HUB_ROWS["aime2024"]])
+    load_problems("aime2024", split="test")
+    assert calls == [(("Maxwell-Jia/AIME_2024", None), {"split": "test"})]
+    fake_hub(monkeypatch, [HUB_ROWS["gsm8k"]])
+    [problem] = load_problems("gsm8k", split="train")
+    assert problem.meta["source"] == "openai/gsm8k (config socratic, split train)"
+
+
+def test_the_benchmarks_own_hub_id_gets_its_config_and_split(monkeypatch) -> None:
+    calls = fake_hub(monkeypatch, [HUB_ROWS["gsm8k"]])
+    load_problems("gsm8k", "openai/gsm8k")
+    assert calls == [(("openai/gsm8k", "socratic"), {"split": "test"})]
+
+
+def test_unreachable_hub_is_one_line_user_error(monkeypatch) -> None:
+    fake_hub(monkeypatch, error=ConnectionError("Couldn't reach 'openai/gsm8k' on the Hub (LocalEntryNotFoundError)"))
+    with pytest.raises(ProblemDataError) as caught:
+        load_problems("gsm8k")
+    assert str(caught.value) == ("openai/gsm8k (config socratic, split test): the Hugging Face hub could not be "
+                                 "reached; pass a local copy with --data.path FILE (.jsonl, .json or .parquet)")
+    assert isinstance(caught.value, UserError)
+
+
+def test_other_hub_failure_names_the_reason(monkeypatch) -> None:
+    fake_hub(monkeypatch, error=ValueError("Unknown split \"dev\".\nShould be one of ['train']."))
+    with pytest.raises(ProblemDataError) as caught:
+        load_problems("aime2024", split="dev")
+    assert str(caught.value) == (
+        "Maxwell-Jia/AIME_2024 (split dev): could not be loaded from the Hugging Face hub "
+        "(Unknown split \"dev\".; Should be one of ['train'].); or pass a local copy with --data.path FILE "
+        "(.jsonl, .json or .parquet)")
+
+
+def test_local_file_with_hub_column_names(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "aime.jsonl", [HUB_ROWS["aime2024"], {"ID": "2024-II-1", "Problem": "q", "Answer": "033"}])
+    problems = load_problems("aime2024", path)
+    assert [(p.id, p.answer) for p in problems] == [("2024-I-1", "204"), ("2024-II-1", "33")]
 
 
 def test_start_and_limit(tmp_path: Path) -> None:
@@ -219,14 +300,17 @@ def test_missing_and_unsupported_paths(tmp_path: Path) -> None:
         load_problems("jsonl")
 
 
-def test_default_path_is_relative_to_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    data = tmp_path / "shared" / "data"
+def test_default_is_the_hub_not_a_path_relative_to_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = tmp_path / "shared" / "data"  # the old default, ../shared/data, is there and must not be read
     data.mkdir(parents=True)
     write_jsonl(data / "gsm8k_test.jsonl", [{"question": "q", "answer": "#### 9"}])
     (tmp_path / "repo").mkdir()
     monkeypatch.chdir(tmp_path / "repo")
+    calls = fake_hub(monkeypatch, [{"question": "hub q", "answer": "#### 5"}])
     [problem] = load_problems("gsm8k")
-    assert (problem.answer, problem.meta["source"]) == ("9", str(data / "gsm8k_test.jsonl"))
+    assert (problem.question, problem.answer) == ("hub q", "5")
+    assert problem.meta["source"] == "openai/gsm8k (config socratic, split test)"
+    assert calls == [(("openai/gsm8k", "socratic"), {"split": "test"})]
 
 
 def test_invalid_options(tmp_path: Path) -> None:
@@ -244,9 +328,9 @@ def test_demo_file() -> None:
 
 
 def _require(file_name: str) -> str:
+    """A benchmark copy in ROOT/../shared/data (present beside every clone this project tests)."""
     path = SHARED_DATA / file_name
-    if not path.is_file():
-        pytest.skip(f"benchmark file {path} is not present")
+    assert path.is_file(), f"benchmark file {path} is missing: the local copies live in ../shared/data"
     return str(path)
 
 

@@ -9,12 +9,9 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 from lightning_latentseek.cli import main
 from lightning_latentseek.records import read_records
-from lightning_latentseek.solve import ConfigMismatchError
-from tiny import cli_args, write_problems
+from tiny import cli_args, user_error, write_problems
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -68,14 +65,15 @@ def test_torn_line_and_foreign_records_are_solved_again(tiny_dir, tmp_path):
     assert {r["config_hash"] for r in records} == {json.loads(first)["config_hash"]}
 
 
-def test_config_change_is_refused_unless_overwrite(tiny_dir, tmp_path):
+def test_config_change_is_refused_unless_overwrite(tiny_dir, tmp_path, capsys):
     data = write_problems(tmp_path / "p.jsonl", 1)
     out = tmp_path / "out"
     main(cli_args(tiny_dir, data, out))
     before = results(out)
 
-    with pytest.raises(ConfigMismatchError, match=r"changed: model\.lr, model\.tau.*--overwrite"):
-        main(cli_args(tiny_dir, data, out, "--model.lr", "0.1", "--model.tau", "-0.5"))
+    line = user_error(capsys, cli_args(tiny_dir, data, out, "--model.lr", "0.1", "--model.tau", "-0.5"))
+    assert line == (f"error: {out} holds results of a different configuration (changed: model.lr, model.tau); "
+                    "use another --output_dir, or --overwrite to discard them")
     assert results(out) == before
 
     main(cli_args(tiny_dir, data, out, "--model.lr", "0.1", "--overwrite", "true"))

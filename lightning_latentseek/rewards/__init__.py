@@ -9,8 +9,13 @@ from lightning_latentseek.errors import UserError
 from lightning_latentseek.rewards.base import ConstantReward, Reward, RewardResult, judge_many
 from lightning_latentseek.rewards.psrm import PerfectSparseReward
 
-__all__ = ["ConstantReward", "PerfectSparseReward", "Reward", "RewardResult", "build_reward", "judge_many"]
+__all__ = ["ConstantReward", "PerfectSparseReward", "Reward", "RewardError", "RewardResult", "build_reward",
+           "judge_many"]
 BUILTIN = ("self", "psrm", "constant")
+
+
+class RewardError(UserError, ValueError):
+    """`--model.reward` names no reward: not a built-in one and not an importable class."""
 
 
 def build_reward(spec: str, *, engine=None, prompt: str = "boxed", args: dict | None = None, **self_reward) -> Reward:
@@ -30,12 +35,12 @@ def build_reward(spec: str, *, engine=None, prompt: str = "boxed", args: dict | 
         return SelfReward(engine, prompt=prompt, **{**self_reward, **args})
     module_name, _, class_name = spec.rpartition(".")
     if not module_name:
-        raise UserError(f"--model.reward {spec!r}: expected one of {', '.join(BUILTIN)} "
+        raise RewardError(f"--model.reward {spec!r}: expected one of {', '.join(BUILTIN)} "
                         f"or an import path like pkg.module.ClassName")
     try:
         cls = getattr(importlib.import_module(module_name), class_name)
     except (ImportError, AttributeError) as err:
-        raise UserError(f"--model.reward {spec!r}: cannot import it ({err})") from err
+        raise RewardError(f"--model.reward {spec!r}: cannot import it ({err})") from err
     accepted = inspect.signature(cls).parameters
     takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values())
     for name, value in (("llm", engine.lm if engine is not None else None), ("engine", engine), ("prompt", prompt)):
@@ -43,5 +48,5 @@ def build_reward(spec: str, *, engine=None, prompt: str = "boxed", args: dict | 
             args.setdefault(name, value)
     reward = cls(**args)
     if not callable(reward):
-        raise UserError(f"--model.reward {spec!r}: instances must be callable as reward(problem, answer_text)")
+        raise RewardError(f"--model.reward {spec!r}: instances must be callable as reward(problem, answer_text)")
     return reward
