@@ -59,7 +59,7 @@ class LatentSeekCLI(LightningCLI):
 
     def instantiate_classes(self) -> None:
         """Instantiate configs and callbacks only: Trainers are made per problem by the run."""
-        self.config_init = self.parser.instantiate_classes(self.config)
+        self.config_init = self.parser.instantiate(self.config)
 
     def run_spec(self) -> RunSpec:
         cfg = self.config_init
@@ -68,7 +68,7 @@ class LatentSeekCLI(LightningCLI):
         resolved.pop("debug", None)  # how errors are shown, not a setting of the run
         return RunSpec(model=cfg.model, data=cfg.data, trainer=dict(vars(cfg.trainer)), output_dir=cfg.output_dir,
                        method=cfg.method, seed=cfg.seed, overwrite=cfg.overwrite, progress=cfg.progress,
-                       config_yaml=self.parser.dump(resolved, skip_none=False))
+                       config_yaml=self.parser.dump(resolved, skip_unset=False))
 
 
 def main(args: list[str] | None = None) -> dict | None:

@@ -358,9 +358,10 @@ def solve_concurrently(problems: list[Problem], solve_one: Callable[[Problem], O
                 done, _ = wait(running, timeout=0.25, return_when=FIRST_COMPLETED)
                 for future in sorted(done, key=lambda f: running[f][1]):
                     problem, begun = running.pop(future)
-                    finished(problem, future.result(), time.perf_counter() - begun)
+                    outcome = future.result()
+                    finished(problem, outcome, time.perf_counter() - begun)
                     handled += 1
-                    if handled % 50 == 0:
+                    if outcome.stop_reason == "out_of_memory" or handled % 50 == 0:
                         release_memory()
                     start_next()
         except BaseException:

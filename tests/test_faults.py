@@ -16,7 +16,7 @@ import torch
 
 from lightning_latentseek import solve
 from lightning_latentseek.cli import main
-from lightning_latentseek.engine import FrozenLM
+from lightning_latentseek.engine import FrozenLM, GenerationEngine
 from lightning_latentseek.records import read_records
 from tiny import cli_args as tiny_cli_args
 
@@ -37,37 +37,37 @@ def results(out: Path) -> dict[str, dict]:
     return {r["id"]: r for r in map(json.loads, (out / "results.jsonl").read_text().splitlines())}
 
 
-def problem_of(llm: FrozenLM, prompt_ids) -> str:
-    """The id of the problem whose prompt this is (questions read "Problem <id>: ...")."""
-    return llm.decode(prompt_ids).split("Problem ", 1)[1].split(":", 1)[0]
+def problem_of(llm: FrozenLM, ids) -> str:
+    """The id of the problem whose prompt these ids start with (questions read "Problem <id>: ...")."""
+    return llm.decode(ids).split("Problem ", 1)[1].split(":", 1)[0]
 
 
-def test_faults_end_only_their_problem(tiny_dir, tmp_path, monkeypatch):
-    cot, continue_greedy = FrozenLM.cot, FrozenLM.continue_greedy
+@pytest.mark.parametrize("batch", ["1", "3"])
+def test_faults_end_only_their_problem(tiny_dir, tmp_path, monkeypatch, batch):
+    generate = GenerationEngine.generate
     continued: list[str] = []
 
-    def faulty_cot(self, prompt_ids, max_new_tokens):
-        problem = problem_of(self, prompt_ids)
-        if problem == "oom-cot":
+    def faulty(self, rows):
+        problem = problem_of(self.lm, rows[0].ids)
+        if rows[0].keep_hidden:  # the CoT
+            if problem == "oom-cot":
+                raise torch.OutOfMemoryError("CUDA out of memory (injected)")
+            results = generate(self, rows)
+            if problem in ("nan", "inf"):  # the latents the fit starts from are not finite
+                results[0].hidden = results[0].hidden.clone()
+                results[0].hidden[0, 0] = float(problem)
+            return results
+        continued.append(problem)
+        if problem == "oom-fit" and continued.count("oom-fit") == 2:  # the 2nd iteration runs out of memory
             raise torch.OutOfMemoryError("CUDA out of memory (injected)")
-        result = cot(self, prompt_ids, max_new_tokens)
-        if problem in ("nan", "inf"):  # the latents the fit starts from are not finite
-            result.latents[0, 0] = float(problem)
-        return result
-
-    def continue_out_of_memory(self, prompt, prefix, max_new_tokens):
-        continued.append(problem_of(self, prompt.ids))
-        if continued[-1] == "oom-fit" and continued.count("oom-fit") == 2:  # the second iteration of that problem runs out of memory
-            raise torch.OutOfMemoryError("CUDA out of memory (injected)")
-        return continue_greedy(self, prompt, prefix, max_new_tokens)
+        return generate(self, rows)
 
     releases = []
-    monkeypatch.setattr(FrozenLM, "cot", faulty_cot)
-    monkeypatch.setattr(FrozenLM, "continue_greedy", continue_out_of_memory)
+    monkeypatch.setattr(GenerationEngine, "generate", faulty)
     monkeypatch.setattr(solve, "release_memory", lambda: releases.append(1))
     data = write_problems(tmp_path / "p.jsonl", ["nan", "inf", "oom-fit", "oom-cot", "ok"])
 
-    summary = main(cli_args(tiny_dir, data, tmp_path / "out"))
+    summary = main(cli_args(tiny_dir, data, tmp_path / "out", "--data.batch_size", batch))
 
     records = results(tmp_path / "out")
     for key in ("nan", "inf"):  # the CoT is the best answer so far
@@ -82,26 +82,30 @@ def test_faults_end_only_their_problem(tiny_dir, tmp_path, monkeypatch):
     assert len(releases) == 2  # memory freed after each out-of-memory problem
 
 
-@pytest.mark.parametrize("where", ["cot", "continue_greedy"])  # outside and inside Lightning's fit
-def test_ctrl_c_in_process(tiny_dir, tmp_path, monkeypatch, where):
-    original = getattr(FrozenLM, where)
+@pytest.mark.parametrize("batch", ["1", "2"])
+def test_ctrl_c_in_process(tiny_dir, tmp_path, monkeypatch, batch):
+    """Ctrl-C (SIGINT to this process) while problem "b" is being continued: the problems in flight are
+    dropped, the finished ones written, exit code 130."""
+    generate = GenerationEngine.generate
 
-    def interrupted(self, *args):
-        if problem_of(self, args[0] if where == "cot" else args[0].ids) == "b":
-            raise KeyboardInterrupt
-        return original(self, *args)
+    def interrupted(self, rows):
+        if not rows[0].keep_hidden and problem_of(self.lm, rows[0].ids) == "b":
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(5)  # the main thread gets the KeyboardInterrupt and cancels the engine meanwhile
+        return generate(self, rows)
 
-    monkeypatch.setattr(FrozenLM, where, interrupted)
-    data = write_problems(tmp_path / "p.jsonl", ["a", "b", "c"])
+    monkeypatch.setattr(GenerationEngine, "generate", interrupted)
+    data = write_problems(tmp_path / "p.jsonl", ["a", "b", "c", "d"])
     handler = signal.getsignal(signal.SIGINT)
     try:
         with pytest.raises(SystemExit) as stop:
-            main(cli_args(tiny_dir, data, tmp_path / "out"))
+            main(cli_args(tiny_dir, data, tmp_path / "out", "--data.batch_size", batch))
     finally:
-        signal.signal(signal.SIGINT, handler)  # the run (and Lightning) ignore further Ctrl-C while shutting down
+        signal.signal(signal.SIGINT, handler)  # the run ignores further Ctrl-C while shutting down
     assert stop.value.code == 130
-    assert list(results(tmp_path / "out")) == ["a"]  # "b" was in flight: not written
-    assert json.loads((tmp_path / "out" / "summary.json").read_text())["n"] == 1
+    done = list(results(tmp_path / "out"))
+    assert "b" not in done and "d" not in done and (done == ["a"] if batch == "1" else done in ([], ["a"]))
+    assert json.loads((tmp_path / "out" / "summary.json").read_text())["n"] == len(done)
 
 
 def test_ctrl_c_two_ranks_then_resume_on_one(tiny_dir, tmp_path):

@@ -27,22 +27,27 @@ class LengthReward:
         return RewardResult(-min(len(answer), 40) / 40, {"length": len(answer)}, verifier_tokens=3)
 
 
-class ScriptedLM:
-    """One token per character; `generate` returns the scripted texts, one per row."""
+class ScriptedEngine:
+    """A stand-in for the generation engine: one token per character; `generate` returns the scripted
+    texts, one per row, and remembers the rows it got."""
 
     def __init__(self, texts):
         self.texts = texts
         self.rows = None
+        self.lm = self
+        self.cot_stop_ids = frozenset()
 
-    def encode_chat(self, messages):
+    def encode_chat(self, messages, add_special_tokens=False):
         return [ord(c) for c in "".join(m["content"] for m in messages)]
 
     def decode(self, ids):
         return "".join(chr(i) for i in ids)
 
-    def generate(self, rows, max_new_tokens, *, temperature=0.0, generator=None, stop=None):
+    def generate(self, rows):
+        from lightning_latentseek.engine import Generation
+
         self.rows = rows
-        return [[ord(c) for c in self.texts[i]] for i in range(len(rows))]
+        return [Generation([ord(c) for c in self.texts[i]], False) for i in range(len(rows))]
 
 
 # ------------------------------------------------------------------------------------ selection rules
@@ -75,71 +80,72 @@ def test_majority_vote(preds, expected):
 
 
 # ------------------------------------------------------------------------------------ end to end
-def _ctx(llm, reward=None, seed=0, n=4, temperature=1.0):
-    cfg = SeekConfig(reward="psrm", n_samples=n, temperature=temperature, max_new_tokens=12)
-    return SolveContext(llm, reward, cfg, seed=seed)
+def _ctx(engine, reward=None, seed=0, n=4, temperature=1.0):
+    cfg = SeekConfig(reward="psrm", n_samples=n, sample_temperature=temperature, max_new_tokens=12)
+    return SolveContext(engine, reward, cfg, seed=seed)
 
 
-def test_best_of_n_end_to_end(llama):
+@pytest.fixture
+def engine(llama):
+    from lightning_latentseek.engine import GenerationEngine
+
+    eng = GenerationEngine(llama)
+    yield eng
+    eng.close()
+
+
+def test_best_of_n_end_to_end(engine):
     reward = LengthReward()
-    outcome = best_of_n(PROBLEM, _ctx(llama, reward))
+    outcome = best_of_n(PROBLEM, _ctx(engine, reward))
     assert outcome.method == "bon"
-    assert len(outcome.samples) == 4 and len(outcome.rewards) == 4
+    assert len(outcome.samples) == 4 and len(outcome.rewards) == 4 and outcome.reward_calls == 4
     texts = [s["text"] for s in outcome.samples]
-    expected = [-min(len(t), 40) / 40 for t in texts]
-    assert outcome.rewards == pytest.approx(expected)
-    pick = max(range(4), key=lambda i: (expected[i], -i))
-    assert outcome.text == texts[pick] == outcome.best_text
-    assert outcome.best_reward == pytest.approx(expected[pick])
+    assert len(set(texts)) == 4  # temperature 1: four different samples of one batched call
+    assert engine.stats["rows"] == 4
+    assert outcome.rewards == [s["reward"] for s in outcome.samples]
+    assert outcome.best_reward == max(outcome.rewards) and outcome.text == outcome.best_text
     assert outcome.solver_tokens == sum(s["tokens"] for s in outcome.samples)
     assert all(0 < s["tokens"] <= 12 for s in outcome.samples)
     assert sorted(reward.calls) == sorted(set(texts))  # every distinct text judged once
     assert outcome.verifier_tokens == 3 * len(set(texts))
-
-    again = best_of_n(PROBLEM, _ctx(llama, LengthReward()))  # same seed -> same samples
+    again = best_of_n(PROBLEM, _ctx(engine, LengthReward()))  # same seed -> same samples
     assert [s["text"] for s in again.samples] == texts and again.text == outcome.text
+    other = best_of_n(PROBLEM, _ctx(engine, LengthReward(), seed=1))
+    assert [s["text"] for s in other.samples] != texts
 
 
-def test_best_of_n_judges_identical_samples_once(llama):
+def test_best_of_n_judges_identical_samples_once(engine):
     reward = LengthReward()
-    outcome = best_of_n(PROBLEM, _ctx(llama, reward, temperature=1e-6))  # ~greedy: 4 identical samples
+    outcome = best_of_n(PROBLEM, _ctx(engine, reward, temperature=1e-6))  # ~greedy: 4 identical samples
     texts = [s["text"] for s in outcome.samples]
     assert len(texts) == 4 and len(set(texts)) == 1
     assert len(reward.calls) == 1 and outcome.verifier_tokens == 3
-    assert outcome.text == texts[0]
+    assert outcome.text == texts[0] and outcome.reward_calls == 4
 
 
-def test_best_of_n_samples_are_one_batched_generate(llama):
-    before = llama.calls["generate"]
-    best_of_n(PROBLEM, _ctx(llama, LengthReward(), n=3))
-    assert llama.calls["generate"] == before + 1
-
-
-def test_self_consistency_end_to_end(llama):
-    outcome = self_consistency(PROBLEM, _ctx(llama, seed=3))
-    assert outcome.method == "sc"
-    assert len(outcome.samples) == 4
+def test_self_consistency_end_to_end(engine):
+    outcome = self_consistency(PROBLEM, _ctx(engine, seed=3))
+    assert outcome.method == "sc" and len(outcome.samples) == 4
     texts = [s["text"] for s in outcome.samples]
-    preds = [extract_answer(t, "boxed") for t in texts]
-    assert [s["pred"] for s in outcome.samples] == preds
-    assert outcome.text == texts[majority_vote(preds)]
-    again = self_consistency(PROBLEM, _ctx(llama, seed=3))
+    assert outcome.text in texts
+    again = self_consistency(PROBLEM, _ctx(engine, seed=3))
     assert [s["text"] for s in again.samples] == texts
 
 
 def test_self_consistency_picks_the_majority_answer():
     texts = ["so \\boxed{5}", "it is \\boxed{7}", "no idea", "\\boxed{7.0}", "\\boxed{\\$7}", "\\boxed{5}"]
-    llm = ScriptedLM(texts)
-    outcome = self_consistency(PROBLEM, _ctx(llm, n=len(texts)))
-    assert len(llm.rows) == len(texts)  # n_samples rows drawn
+    engine = ScriptedEngine(texts)
+    outcome = self_consistency(PROBLEM, _ctx(engine, n=len(texts)))
+    assert len(engine.rows) == len(texts)  # n_samples rows drawn, one call
     assert outcome.text == "it is \\boxed{7}"
     assert [s["pred"] for s in outcome.samples] == ["5", "7", None, "7.0", "\\$7", "5"]
 
 
 def test_best_of_n_picks_the_highest_reward():
     texts = ["a long answer \\boxed{5}", "\\boxed{7}", "\\boxed{8}", "short \\boxed{7}"]
-    outcome = best_of_n(PROBLEM, _ctx(ScriptedLM(texts), LengthReward()))
+    outcome = best_of_n(PROBLEM, _ctx(ScriptedEngine(texts), LengthReward()))
     assert outcome.text == "\\boxed{7}"  # shortest; "\\boxed{8}" ties and comes later
+    assert outcome.rewards == [-23 / 40, -9 / 40, -9 / 40, -15 / 40]
 
 
 # ------------------------------------------------------------------------------------ report

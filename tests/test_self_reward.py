@@ -1,4 +1,5 @@
-"""Self-reward: verdict parsing, reward arithmetic, early stopping, memo, batched == one by one."""
+"""Self-reward: verdict parsing, reward arithmetic, the paper's verifier rows, early stopping, batching,
+seeded sampling, and the real SmolLM2 reading its own verdict."""
 
 from __future__ import annotations
 
@@ -6,11 +7,11 @@ import itertools
 
 import pytest
 
+from lightning_latentseek.engine import Generation, GenerationEngine
 from lightning_latentseek.problems import Problem
-from lightning_latentseek.prompts import VERDICT_MARKER, VERIFIER_CHECKS, VerifierCheck
+from lightning_latentseek.prompts import VERDICT_MARKER, VERIFIER_CHECKS
 from lightning_latentseek.rewards import build_reward
-from lightning_latentseek.rewards.self_reward import (SelfReward, VerdictBudget, parse_verdict, reward_value,
-                                                      verdict_readable)
+from lightning_latentseek.rewards.self_reward import SelfReward, parse_verdict, reward_value, verdict_readable
 
 M = VERDICT_MARKER
 PROBLEM = Problem(id="p1", question="Tom has 3 apples and buys 4 more. How many apples does he have?",
@@ -19,32 +20,43 @@ NAMES = [c.name for c in VERIFIER_CHECKS]  # calculation_check, answer_correct, 
 
 
 class StubLM:
-    """One token per character. `generate` plays scripted texts (row i gets scripts[i]) token by
-    token and honours `stop` and `max_new_tokens` like `FrozenLM.generate`."""
+    """One token per character; chat messages rendered as ``<role>content``."""
 
-    def __init__(self, scripts):
-        self.scripts = list(scripts)
-        self.generate_calls = 0
-        self.prompts: list[str] = []
+    eos_id = 0
+    generation_stop_ids = frozenset({0})
 
-    def encode_chat(self, messages):
+    class model:  # noqa: N801 - stands in for the HF model's generation config
+        generation_config = None
+
+    def encode_chat(self, messages, add_special_tokens=False):
         return [ord(c) for c in "".join(f"<{m['role']}>{m['content']}" for m in messages) + "<assistant>"]
 
     def decode(self, ids):
         return "".join(chr(i) for i in ids)
 
-    def generate(self, rows, max_new_tokens, *, temperature=0.0, generator=None, stop=None):
-        self.generate_calls += 1
-        self.prompts = [self.decode(r) for r in rows]
-        outputs = []
-        for i, _ in enumerate(rows):
+
+class StubEngine:
+    """Plays scripted texts (row i gets scripts[i % len]) token by token, honouring each row's `stop`
+    and `max_new_tokens` as `GenerationEngine` does; counts calls and keeps the rows' prompts."""
+
+    def __init__(self, scripts):
+        self.lm = StubLM()
+        self.scripts = list(scripts)
+        self.calls = 0
+        self.prompts: list[str] = []
+
+    def generate(self, rows):
+        self.calls += 1
+        self.prompts = [self.lm.decode(r.ids) for r in rows]
+        out = []
+        for i, row in enumerate(rows):
             tokens = []
-            for ch in self.scripts[i % len(self.scripts)][:max_new_tokens]:
+            for ch in self.scripts[i % len(self.scripts)][:row.max_new_tokens]:
                 tokens.append(ord(ch))
-                if stop is not None and stop(i, tokens):
+                if row.stop is not None and row.stop(tokens):
                     break
-            outputs.append(tokens)
-        return outputs
+            out.append(Generation(tokens, len(tokens) >= row.max_new_tokens))
+        return out
 
 
 def verdict_text(v: bool | None) -> str:
@@ -96,19 +108,20 @@ def test_parse_verdict_custom_marker():
     assert parse_verdict(f"{M} True", "VERDICT:") is None
 
 
+
 def test_marker_only_in_the_prompt_counts_as_failed():
     """The prompt tells the model to write the marker; a response without it is a failed check."""
-    llm = StubLM(["I think the solution is correct, it says True somewhere."])
-    result = SelfReward(llm)(PROBLEM, "3 + 4 = \\boxed{7}")
-    assert all(M in prompt for prompt in llm.prompts)  # the marker is in every prompt ...
+    engine = StubEngine(["I think the solution is correct, it says True somewhere."])
+    result = SelfReward(engine)(PROBLEM, "3 + 4 = \\boxed{7}")
+    assert all(M in prompt for prompt in engine.prompts)  # the marker is in every prompt ...
     assert result.details["verdicts"] == {name: None for name in NAMES}  # ... but never read from it
     assert result.details["verdict_failures"] == 4
     assert result.value == -1.0
 
 
 def test_garbage_verdicts_count_as_failed():
-    llm = StubLM([f"{M} True", f"{M} perhaps", f"{M} False", "no verdict"])
-    result = SelfReward(llm)(PROBLEM, "\\boxed{7}")
+    engine = StubEngine([f"{M} True", f"{M} perhaps", f"{M} False", "no verdict"])
+    result = SelfReward(engine)(PROBLEM, "\\boxed{7}")
     assert result.details["verdicts"] == dict(zip(NAMES, [True, None, False, None]))
     assert result.details["verdict_failures"] == 2
     assert result.value == pytest.approx(-(1 + 2 + 1) / 6)
@@ -155,6 +168,7 @@ def test_reward_value_every_subset(failed):
     assert reward_value(unreadable, weights) == pytest.approx(-w / 6)
 
 
+
 @pytest.mark.parametrize("failed", list(FAILED_WEIGHT))
 @pytest.mark.parametrize("format_rule, answer, extra", [
     (False, "so the answer is 7", None),
@@ -162,8 +176,8 @@ def test_reward_value_every_subset(failed):
     (True, "so the answer is 7", 2),
 ])
 def test_self_reward_every_subset(failed, format_rule, answer, extra):
-    llm = StubLM([verdict_text(name not in failed) for name in NAMES])
-    result = SelfReward(llm, format_rule=format_rule)(PROBLEM, answer)
+    engine = StubEngine([verdict_text(name not in failed) for name in NAMES])
+    result = SelfReward(engine, format_rule=format_rule)(PROBLEM, answer)
     w = FAILED_WEIGHT[failed]
     expected = -w / 6 if extra is None else -(w + extra) / 8
     assert result.value == pytest.approx(expected)
@@ -172,19 +186,77 @@ def test_self_reward_every_subset(failed, format_rule, answer, extra):
     assert result.details["verdict_failures"] == 0
     assert result.details["format_ok"] == (None if extra is None else extra == 0)
     assert set(result.details["verifier_texts"]) == set(NAMES)
-    assert llm.generate_calls == 1  # the four checks are one batched generate
+    assert engine.calls == 1  # the four checks are one engine call
 
 
 def test_format_rule_worst_case_is_minus_one():
-    result = SelfReward(StubLM([f"{M} False"]), format_rule=True)(PROBLEM, "seven")
+    result = SelfReward(StubEngine([f"{M} False"]), format_rule=True)(PROBLEM, "seven")
     assert result.value == -1.0 and result.details["format_ok"] is False
 
 
+def test_format_rule_follows_the_solver_prompt():
+    boxed = SelfReward(StubEngine([f"{M} True"]), prompt="boxed", format_rule=True)
+    json_reward = SelfReward(StubEngine([f"{M} True"]), prompt="json", format_rule=True)
+    answer_json = '{"thought process": "3 + 4", "final answer": "7"}'
+    assert boxed.follows_format("so \\boxed{7}") and not boxed.follows_format(answer_json)
+    assert json_reward.follows_format(answer_json) and not json_reward.follows_format("so \\boxed{7}")
+
+
 def test_build_reward_self():
-    reward = build_reward("self", llm=StubLM([f"{M} True"]), verifier_max_new_tokens=77, format_rule=True)
+    reward = build_reward("self", engine=StubEngine([f"{M} True"]), max_new_tokens=77, format_rule=True,
+                          prompt_set="compact", sampling="model", seed=5)
     assert isinstance(reward, SelfReward)
-    assert reward.max_new_tokens == 77 and reward.format_rule is True
-    assert reward.checks == VERIFIER_CHECKS
+    assert reward.max_new_tokens == 77 and reward.format_rule is True and reward.prompt_set == "compact"
+    assert reward.sampling == "model" and reward.seed == 5
+    assert [c.name for c in reward.checks] == NAMES and SelfReward(StubEngine([""])).max_new_tokens == 4096
+
+
+@pytest.mark.parametrize("checks", [["calculation_check", "nope"], [], ["answer_correct", "answer_correct"]])
+def test_bad_checks_are_rejected(checks):
+    with pytest.raises(ValueError, match="reward_args.checks"):
+        SelfReward(StubEngine([""]), checks=checks)
+
+
+def test_a_subset_of_the_checks():
+    engine = StubEngine([f"{M} False", f"{M} True"])
+    result = SelfReward(engine, checks=["calculation_check", "understanding_check"])(PROBLEM, "7")
+    assert result.details["verdicts"] == {"calculation_check": False, "understanding_check": True}
+    assert result.value == pytest.approx(-2 / 3)  # weights 2 and 1
+
+
+# ------------------------------------------------------------------------------------ the rows
+def test_paper_rows_are_one_fresh_user_message_each():
+    engine = StubEngine([f"{M} True"])
+    SelfReward(engine, prompt_set="paper")(PROBLEM, "3 + 4 = 7. \\boxed{7}")
+    assert len(engine.prompts) == 4
+    for prompt in engine.prompts:
+        assert prompt.startswith("<user>You are a critical verifier tasked with evaluating mathematical "
+                                 "problem-solving. You will be presented with a question and a proposed solution. "
+                                 "Your job is to carefully go over and analyze the solution. Follow the instructions."
+                                 "\n\n\n    QUESTION:\n    Tom has 3 apples and buys 4 more. How many apples does he "
+                                 "have?\n\n\n    PROPOSED SOLUTION:\n    3 + 4 = 7. \\boxed{7}\n\nINSTRUCTIONS:\n")
+        assert prompt.count("<user>") == 1 and "<system>" not in prompt and prompt.endswith("<assistant>")
+    assert "1. EXTRACT CALCULATION EXPRESSIONS" in engine.prompts[0]
+    assert "Your task is to determine whether the provided answer is correct." in engine.prompts[1]
+    assert "Your task is to verify whether the solution provides a complete and final answer." in engine.prompts[2]
+    assert "1. PROBLEM INTERPRETATION:" in engine.prompts[3]
+
+
+def test_compact_rows_continue_the_solver_conversation():
+    engine = StubEngine([f"{M} True"])
+    SelfReward(engine, prompt_set="compact")(PROBLEM, "3 + 4 = 7. \\boxed{7}")
+    for prompt in engine.prompts:
+        assert prompt.startswith("<system>Please reason step by step, and put your final answer within \\boxed{}."
+                                 "<user>Tom has 3 apples and buys 4 more. How many apples does he have?"
+                                 "<assistant>3 + 4 = 7. \\boxed{7}<user>Now verify the solution you just wrote")
+
+
+def test_several_answers_are_judged_in_one_engine_call():
+    engine = StubEngine([f"{M} True", f"{M} False", f"{M} True", f"{M} True"])
+    results = SelfReward(engine).judge_many(PROBLEM, ["\\boxed{7}", "\\boxed{8}"])
+    assert engine.calls == 1 and len(engine.prompts) == 8
+    assert [r.value for r in results] == [pytest.approx(-1 / 6), pytest.approx(-1 / 6)]
+    assert "PROPOSED SOLUTION:\n    \\boxed{8}" in engine.prompts[4]
 
 
 # ------------------------------------------------------------------------------------ stopping
@@ -192,8 +264,7 @@ def test_rows_stop_as_soon_as_the_verdict_is_readable():
     head = f"Checking.\n{M} **True**"
     scripts = [head + "** and then a lot more text " * 20, f"{M} False. More words follow here.",
                "never any verdict " * 50, f"{M} maybe ... {M} True and more"]
-    llm = StubLM(scripts)
-    result = SelfReward(llm, max_new_tokens=200)(PROBLEM, "\\boxed{7}")
+    result = SelfReward(StubEngine(scripts), max_new_tokens=200)(PROBLEM, "\\boxed{7}")
     texts = result.details["verifier_texts"]
     assert texts["calculation_check"] == f"Checking.\n{M} **True"  # stopped at the verdict word
     assert texts["answer_correct"] == f"{M} False"
@@ -204,206 +275,37 @@ def test_rows_stop_as_soon_as_the_verdict_is_readable():
     assert result.value == pytest.approx(-(1 + 2) / 6)  # answer_correct False, completeness unreadable
 
 
-@pytest.mark.parametrize("script", [
-    f"{M} **False**, since", f"abc {M}\n\n`TRUE` e", f"{M} Tru e {M} false!", f"{M} Truex True",
-    f"{M}: maybe\n**{M[:-1]}**: [true]", "e" * 30, f"{M} Falsehood false",
+@pytest.mark.parametrize("script, stop_at", [
+    (f"{M} **False**, since", len(f"{M} **False")),
+    (f"abc {M}\n\n`TRUE` e", len(f"abc {M}\n\n`TRUE")),
+    (f"{M} Tru e {M} false!", len(f"{M} Tru e {M} false")),
+    (f"{M} Truex True", len(f"{M} True")),  # a verdict word is read as soon as it is complete
+    (f"{M}: maybe\n**{M[:-1]}**: [true]", len(f"{M}: maybe\n**{M[:-1]}**: [true")),
+    ("e" * 30, 30),
+    (f"{M} Falsehood false", len(f"{M} False")),
 ])
-def test_row_stops_at_the_first_readable_prefix(script):
-    """The stop criterion (with its cheap pre-check) stops exactly where the verdict first becomes readable."""
-    llm = StubLM([script])
-    result = SelfReward(llm, checks=[VERIFIER_CHECKS[0]], max_new_tokens=len(script))(PROBLEM, "7")
-    first = next((n for n in range(1, len(script) + 1) if verdict_readable(script[:n], M)), len(script))
-    assert result.details["verifier_texts"]["calculation_check"] == script[:first]
+def test_row_stops_at_the_first_readable_prefix(script, stop_at):
+    """The stop rule (with its cheap pre-check) stops exactly where the verdict first becomes readable."""
+    result = SelfReward(StubEngine([script]), checks=["calculation_check"], max_new_tokens=len(script))(PROBLEM, "7")
+    assert result.details["verifier_texts"]["calculation_check"] == script[:stop_at]
 
 
-# ------------------------------------------------------------------------------------ memo
-def test_identical_answers_are_judged_once():
-    llm = StubLM([f"{M} True", f"{M} False"])
-    reward = SelfReward(llm)
-    first = reward(PROBLEM, "\\boxed{7}")
-    again = reward(PROBLEM, "\\boxed{7}")
-    assert llm.generate_calls == 1
-    assert again.value == first.value and again.details == first.details
-    assert first.verifier_tokens > 0 and again.verifier_tokens == 0  # nothing generated the second time
-    reward(PROBLEM, "\\boxed{8}")
-    assert llm.generate_calls == 2
+# ------------------------------------------------------------------------------------ on a real (tiny) model
+def test_model_sampling_is_seeded_by_answer_and_check(llm):
+    llm.model.generation_config.do_sample = True
+    llm.model.generation_config.temperature = 1.0
+    llm.model.generation_config.top_k = 50
+    engine = GenerationEngine(llm)
+    try:
+        def texts(seed, answer="\\boxed{7}", sampling="model"):
+            reward = SelfReward(engine, max_new_tokens=12, sampling=sampling, seed=seed)
+            return reward(PROBLEM, answer).details["verifier_texts"]
 
-
-def test_memo_is_cleared_at_a_new_problem():
-    llm = StubLM([f"{M} True"])
-    reward = SelfReward(llm)
-    other = Problem(id="p2", question="What is 1 + 1?", answer="2", dataset="jsonl")
-    reward(PROBLEM, "\\boxed{7}")
-    reward(other, "\\boxed{7}")  # same text, other problem: judged
-    assert llm.generate_calls == 2
-    assert len(reward._memo) == 1
-    reward(PROBLEM, "\\boxed{7}")  # the memo only holds the current problem
-    assert llm.generate_calls == 3
-
-
-# ------------------------------------------------------------------------------------ batched == one by one
-def test_batched_verifier_matches_one_row_at_a_time(llm):
-    reward = SelfReward(llm, max_new_tokens=24)
-    reward.stop_hopeless_rows = False  # byte-level tiny vocabulary: 26 tokens for the marker, more than the cap
-    batches = []
-    generate = llm.generate
-
-    def spy(rows, *args, **kwargs):
-        out = generate(rows, *args, **kwargs)
-        batches.append((rows, out))
-        return out
-
-    llm.generate = spy
-    result = reward(PROBLEM, "He has 3 + 4 = 7 apples. \\boxed{7}")
-    assert len(batches) == 1 and len(batches[0][0]) == 4
-    rows, batched = batches[0]
-    marker = reward.marker
-
-    def stop(_row, tokens):
-        return verdict_readable(llm.decode(tokens), marker)
-
-    single = [generate([row], 24, stop=stop)[0] for row in rows]
-    assert batched == single
-    texts = [llm.decode(t) for t in single]
-    assert result.details["verifier_texts"] == dict(zip(NAMES, texts))
-    assert result.details["verdicts"] == {n: parse_verdict(t, marker) for n, t in zip(NAMES, texts)}
-    assert result.verifier_tokens == sum(len(t) for t in single)
-    assert all(0 < len(t) <= 24 for t in single)
-
-
-# ------------------------------------------------------------------------------------ configured checks
-def test_checks_from_config_dicts():
-    checks = [{"name": "arith", "weight": 3, "instruction": "Is the arithmetic right?"},
-              {"name": "units", "weight": 1.0, "instruction": "Are the units right?"}]
-    llm = StubLM([f"{M} False", f"{M} True"])
-    reward = build_reward("self", llm=llm, args={"checks": checks})
-    assert reward.checks == (VerifierCheck("arith", 3.0, "Is the arithmetic right?"),
-                             VerifierCheck("units", 1.0, "Are the units right?"))
-    result = reward(PROBLEM, "\\boxed{7}")
-    assert len(llm.prompts) == 2
-    assert "Is the arithmetic right?" in llm.prompts[0] and "Are the units right?" in llm.prompts[1]
-    assert result.details["verdicts"] == {"arith": False, "units": True}
-    assert result.value == pytest.approx(-3 / 4)
-
-
-@pytest.mark.parametrize("checks", [
-    [],
-    [{"name": "a", "weight": 1}],
-    [{"name": "a", "weight": 0, "instruction": "x"}],
-    [{"name": "a", "weight": 1, "instruction": "x", "extra": 1}],
-    [{"name": "a", "weight": 1, "instruction": "x"}, {"name": "a", "weight": 2, "instruction": "y"}],
-])
-def test_bad_config_checks_are_rejected(checks):
-    with pytest.raises(ValueError):
-        SelfReward(StubLM(["x"]), checks=checks)
-
-
-def test_format_rule_follows_the_solver_prompt():
-    from lightning_latentseek.rewards.self_reward import SelfReward
-
-    boxed = SelfReward(object(), prompt="boxed", format_rule=True)
-    json_prompt = SelfReward(object(), prompt="json", format_rule=True)
-    assert boxed.follows_format("so the answer is \\boxed{4}") and not boxed.follows_format('{"final answer": 4}')
-    assert json_prompt.follows_format('{"thought process": "2+2", "final answer": 4}')
-    assert not json_prompt.follows_format("the answer is 4")
-
-
-# ------------------------------------------------------------------------------------ hopeless rows stop
-BUDGET_VOCAB = ["FINAL", " VERIFICATION ANSWER", " IS", ":", " True", " so", "is: \\boxed{", " verification", "x", "::",
-                ": True"]
-
-
-def test_verdict_budget_is_a_lower_bound_on_every_short_token_sequence():
-    """Brute force over a small vocabulary: whenever a continuation b makes the verdict readable after the
-    text a, b has at least `needed(a)` tokens, so stopping a row with fewer tokens left changes nothing."""
-    budget = VerdictBudget(BUDGET_VOCAB)
-    assert budget.fresh == 3  # "final" + "verificationanswer" + "is:boxed": no spaces needed, a lower bound
-    shortest = None
-    for length in range(1, 6):
-        for seq in itertools.product(range(len(BUDGET_VOCAB)), repeat=length):
-            text = "".join(BUDGET_VOCAB[i] for i in seq)
-            if parse_verdict(text) is None:
-                continue
-            shortest = length if shortest is None else min(shortest, length)
-            for cut in range(length):  # a = seq[:cut] has no verdict yet (the first readable point is later)
-                before = "".join(BUDGET_VOCAB[i] for i in seq[:cut])
-                if parse_verdict(before) is None:
-                    assert length - cut >= budget.needed(before), (before, text)
-    assert shortest == 4  # FINAL, VERIFICATION ANSWER, IS, ": True"
-    assert budget.needed("the text so far") == budget.fresh
-    assert budget.needed("FINAL VERIFICATION ANSWER") == 1  # "is:\\boxed{" may follow
-    assert budget.needed("FINAL VERIFICATION ANSWER IS") == 1  # ": True"
-    assert budget.needed("FINAL VERIFICATION ANSWER IS:") == 1  # the marker is there
-    assert budget.needed("FINAL VERIFICATION ANSWER IS: \\boxed{") == 1  # marker there: verdict may be next
-
-
-def test_verdict_budget_counts_the_colon_and_the_whole_verdict_word():
-    """Word-level tokens as in byte-level BPE vocabularies: the colon and the verdict word cost a token each,
-    and a run of colons counts as one colon."""
-    budget = VerdictBudget(["FINAL", " VERIFICATION", " ANSWER", " IS", ":", "::", " True", " False", " Tr", "ue"])
-    assert budget.fresh == 6  # FINAL, VERIFICATION, ANSWER, IS, :, True
-    assert budget.needed("Let me see. FINAL VERIFICATION") == 4
-    assert budget.needed("FINAL VERIFICATION ANSWER IS::") == 1  # the marker (its colon doubled) is there
-    assert VerdictBudget(["FINAL VERIFICATION ANSWER IS", ": T", "rue"]).fresh == 3  # "T" alone is no verdict
-
-
-def test_verdict_budget_on_byte_tokens_counts_every_letter(llm):
-    budget = VerdictBudget(llm.token_texts())
-    assert budget.fresh == len("finalverificationansweris:") + len("true")  # one character per token
-    assert budget.needed("... Final verif") == budget.fresh - len("finalverif")
-
-
-def test_hopeless_rows_stop_early_with_the_same_reward(llm):
-    """A verifier cap below the marker's length: rows stop after one token, verdicts and R unchanged."""
-    answer = "He has 3 + 4 = 7 apples. \\boxed{7}"
-    full = SelfReward(llm, max_new_tokens=20)
-    full.stop_hopeless_rows = False
-    early = SelfReward(llm, max_new_tokens=20)
-    a, b = full(PROBLEM, answer), early(PROBLEM, answer)
-    assert a.value == b.value and a.details["verdicts"] == b.details["verdicts"]
-    assert b.verifier_tokens == 4 < a.verifier_tokens  # 30 tokens needed, 19 left after the first one
-    roomy = SelfReward(llm, max_new_tokens=60)  # room for the marker: rows run until 30 tokens are left
-    assert roomy(PROBLEM, answer).verifier_tokens >= 4 * (60 - 30)
-
-
-# ------------------------------------------------------------------------------------ the solver's cache
-def test_verifier_rows_start_from_the_solver_sequence_cache(llm):
-    """The verifier prompts continue the solver's conversation: right after the answer was decoded, only
-    the verifier turn is prefilled, and verdicts, texts and R are those of a verification from scratch."""
-    from lightning_latentseek.llm import _common_prefix_length
-    from lightning_latentseek.prompts import solver_messages, verifier_messages
-
-    answer = "He has 3 + 4 = 7 apples. \\boxed{7}"
-    solver = solver_messages(PROBLEM.question, "boxed", PROBLEM.dataset)
-    prompt_ids = llm.encode_chat(solver)
-    answer_ids = llm._encode(answer, split_special=True)
-    rows = [llm.encode_chat(verifier_messages(solver, answer, check)) for check in VERIFIER_CHECKS]
-    shared = min(_common_prefix_length(rows), min(len(r) for r in rows) - 1)  # as `FrozenLM.generate` splits them
-    assert rows[0][:len(prompt_ids) + len(answer_ids)] == prompt_ids + answer_ids
-
-    def judge(reuse: bool):
-        llm.prefix_reuse = reuse
-        llm.continue_greedy(llm.prefill(prompt_ids), answer_ids, 0)  # the solver has just decoded the answer
-        reward = SelfReward(llm, prompt="boxed", max_new_tokens=12)
-        reward.stop_hopeless_rows = False
-        forwards = []
-        forward = llm._forward
-
-        def counting(ids, cache, **kwargs):
-            forwards.append(tuple(ids.shape))
-            return forward(ids, cache, **kwargs)
-
-        llm._forward = counting
-        try:
-            return reward(PROBLEM, answer), forwards
-        finally:
-            del llm._forward
-            llm.prefix_reuse = True
-
-    fresh, fresh_forwards = judge(reuse=False)
-    reused, reused_forwards = judge(reuse=True)
-    assert fresh_forwards[0] == (1, shared)  # everything prefilled
-    # the kept solver sequence holds prompt + answer but its last token (never fed back)
-    assert reused_forwards[0] == (1, shared - (len(prompt_ids) + len(answer_ids) - 1))
-    assert reused.value == fresh.value and reused.details == fresh.details
-    assert reused.verifier_tokens == fresh.verifier_tokens
+        first = texts(1)
+        assert texts(1) == first  # the same answer gets the same verdicts
+        assert texts(2) != first
+        assert len(set(first.values())) == 4  # each check has its own stream
+        assert texts(1, sampling="greedy") == texts(2, sampling="greedy") != first
+    finally:
+        engine.close()
+        llm.model.generation_config.do_sample = False

@@ -15,7 +15,7 @@ import re
 from typing import Sequence
 
 from lightning_latentseek.engine import GenerationConfigSampler, GenerationEngine, Row
-from lightning_latentseek.errors import UserError
+from lightning_latentseek.config import ConfigError
 from lightning_latentseek.grading import extract_boxed, extract_json_answer
 from lightning_latentseek.problems import Problem
 from lightning_latentseek.prompts import (PROMPT_SETS, VERDICT_MARKER, VERIFIER_CHECKS, solver_messages,
@@ -124,16 +124,16 @@ class SelfReward:
         if engine is None:
             raise ValueError("the self reward needs the generation engine of the frozen LLM (engine=...)")
         if prompt_set not in PROMPT_SETS:
-            raise UserError(f"--model.prompt_set {prompt_set!r}: choose one of {', '.join(PROMPT_SETS)}")
+            raise ConfigError(f"--model.prompt_set {prompt_set!r}: choose one of {', '.join(PROMPT_SETS)}")
         if sampling not in VERIFIER_SAMPLING:
-            raise UserError(f"--model.verifier_sampling {sampling!r}: choose one of {', '.join(VERIFIER_SAMPLING)}")
+            raise ConfigError(f"--model.verifier_sampling {sampling!r}: choose one of {', '.join(VERIFIER_SAMPLING)}")
         if max_new_tokens < 1:
-            raise UserError(f"--model.verifier_max_new_tokens {max_new_tokens}: must be >= 1")
+            raise ConfigError(f"--model.verifier_max_new_tokens {max_new_tokens}: must be >= 1")
         known = {c.name: c for c in VERIFIER_CHECKS}
         names = list(known) if checks is None else list(checks)
         unknown = [n for n in names if n not in known]
         if unknown or not names or len(set(names)) != len(names):
-            raise UserError(f"reward_args.checks {names}: choose distinct checks among {', '.join(known)}")
+            raise ConfigError(f"reward_args.checks {names}: choose distinct checks among {', '.join(known)}")
         self.engine, self.llm = engine, engine.lm
         self.prompt, self.prompt_set = prompt, prompt_set
         self.max_new_tokens = int(max_new_tokens)
