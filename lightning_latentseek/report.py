@@ -67,8 +67,8 @@ def _rich_table(title: str, header: list[str], body: list[list[str]]) -> None:
     from rich.table import Table
 
     console = Console()
-    if not console.is_terminal:  # logs and pipes: do not squeeze the table into 80 columns
-        console = Console(width=160)
+    if not console.is_terminal:  # logs and pipes: the table at its natural width, never squeezed or cut
+        console = Console(width=1000)
     table = Table(title=title)
     for name in header:
         table.add_column(name, no_wrap=True)

@@ -1,4 +1,5 @@
-"""Run directories for the report: ``DIR`` or ``NAME=DIR`` -> label, summary.json, results.jsonl records."""
+"""Run directories for the report: ``DIR`` or ``NAME=DIR`` -> label, summary.json, results.jsonl records
+(or, for a run still going, run_config.json and the records written so far)."""
 
 from __future__ import annotations
 
@@ -6,11 +7,12 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lightning_latentseek.report_stats import run_stats
+from lightning_latentseek.report_stats import accuracy_by_iteration, run_stats
 
 SUMMARY = "summary.json"
 REWARD_METHODS = ("latentseek", "random", "bon")  # the methods that call the reward
 RESULTS = "results.jsonl"
+RUN_CONFIG = "run_config.json"
 
 
 class ReportInputError(ValueError):
@@ -101,22 +103,46 @@ def read_results(path: Path) -> list[dict]:
     return records
 
 
+def _read_json(path: Path) -> dict:
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ReportInputError(f"{path}: not valid JSON ({err})") from None
+    if not isinstance(value, dict):
+        raise ReportInputError(f"{path}: expected a JSON object")
+    return value
+
+
+def unfinished_records(directory: Path) -> list[dict]:
+    """The records written so far by a run still going (or interrupted): results.jsonl and the ranks'
+    results.rank*.jsonl, one per problem id (the last one read)."""
+    by_id: dict[str, dict] = {}
+    for path in [directory / RESULTS, *sorted(directory.glob("results.rank*.jsonl"))]:
+        for record in read_results(path):
+            by_id[str(record["id"])] = record
+    return list(by_id.values())
+
+
 def load_run(argument: str) -> Run:
-    """``DIR`` or ``NAME=DIR`` -> Run (summary.json is required, results.jsonl is read when present)."""
+    """``DIR`` or ``NAME=DIR`` -> Run: summary.json and results.jsonl of a finished run; for a run without
+    summary.json that has written records and run_config.json, a summary made of its config and records
+    (labelled "unfinished")."""
     name, directory = split_run_argument(argument)
     if not directory.is_dir():
         raise ReportInputError(f"{directory}: no such run directory")
     path = directory / SUMMARY
-    if not path.is_file():
+    if path.is_file():
+        summary = _read_json(path)
+        records = read_results(directory / RESULTS)
+        return Run(name or run_label(summary, records, directory), directory, summary, records)
+    records = unfinished_records(directory)
+    if not records or not (directory / RUN_CONFIG).is_file():
         raise ReportInputError(f"{path}: no {SUMMARY} (has the run finished?)")
-    try:
-        summary = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ReportInputError(f"{path}: not valid JSON ({err})") from None
-    if not isinstance(summary, dict):
-        raise ReportInputError(f"{path}: expected a JSON object")
-    records = read_results(directory / RESULTS)
-    return Run(name or run_label(summary, records, directory), directory, summary, records)
+    config = _read_json(directory / RUN_CONFIG)
+    summary = {"method": config.get("method"), "config": config,
+               "accuracy_by_iteration": accuracy_by_iteration(records, int(config.get("max_steps") or 0))}
+    label = name or run_label(summary, records, directory)[:-1] + ", unfinished)"
+    return Run(label, directory, summary, records)
 
 
 def load_runs(arguments: list[str]) -> list[Run]:

@@ -72,6 +72,16 @@ def records_stats(records: list[dict]) -> dict:
     }
 
 
+def accuracy_by_iteration(records: list[dict], max_iterations: int) -> list[float]:
+    """Accuracy of the answer held after i iterations, i = 0..max_iterations (a problem that stopped early
+    keeps its last answer); [] when no record has a trajectory."""
+    tracked = [r for r in solved(records) if r.get("trajectory")]
+    if not tracked:
+        return []
+    return [sum(bool(r["trajectory"][min(i, len(r["trajectory"]) - 1)].get("correct")) for r in tracked) / len(tracked)
+            for i in range(max_iterations + 1)]
+
+
 def run_stats(summary: dict, records: list[dict] | None) -> dict:
     """The summary's values, with what it lacks (None or missing) computed from the records."""
     stats = dict(summary)

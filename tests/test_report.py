@@ -270,3 +270,24 @@ def test_summary_has_mean_reward_calls():
     summary = summarize(SEEK_RECORDS, {"method": "latentseek"}, max_iterations=2)
     assert summary["mean_reward_calls"] == 4.0  # (2 + 7 + 3) / 3, the skipped row left out
     assert summary["n"] == 3
+
+
+def test_unfinished_run_is_reported_from_its_records(tmp_path):
+    run = tmp_path / "going"
+    run.mkdir()
+    (run / "run_config.json").write_text(json.dumps({"method": "latentseek", "max_steps": 3,
+                                                     "model": {"reward": "self", "tau": -0.2}}))
+    (run / "results.jsonl").write_text(json.dumps(P1) + "\n")
+    (run / "results.rank1.jsonl").write_text(json.dumps(P2) + "\n" + json.dumps(P4) + "\n")
+    report.main([str(run), "--output", str(tmp_path / "out")])
+    lines = (tmp_path / "out" / "report.md").read_text().splitlines()
+    assert lines[2] == ("| latentseek + self (going, unfinished) | 3 | 0.333 | [0.061, 0.792] | 0.333 | 1.333 | 4.00 "
+                        "| 200.0 | 60.0 | 3.00 |")
+
+
+def test_accuracy_by_iteration_holds_the_last_answer():
+    from lightning_latentseek.report_stats import accuracy_by_iteration
+
+    # p1: wrong, right (held after iteration 1); p4: wrong, wrong, wrong; the skipped row left out
+    assert accuracy_by_iteration([P1, P4, SKIPPED], 3) == [0.0, 0.5, 0.5, 0.5]
+    assert accuracy_by_iteration([COT_RECORD], 3) == []  # no trajectory
