@@ -15,6 +15,7 @@ from torchmetrics.aggregation import MeanMetric
 from lightning_latentseek.grading import extract_answer, grade, numeric_dataset
 from lightning_latentseek.methods import Outcome
 from lightning_latentseek.problems import Problem
+from lightning_latentseek.report_stats import reward_calls
 
 RESULTS = "results.jsonl"
 RUN_CONFIG = "run_config.json"
@@ -215,6 +216,7 @@ def summarize(records: list[dict], config: dict, max_iterations: int) -> dict:
         "accuracy": accuracy,
         "accuracy_ci95": [round(low, 4), round(high, 4)],
         "mean_iterations": _mean(r["iterations"] for r in solved),
+        "mean_reward_calls": _mean(reward_calls(r) for r in solved),
         "mean_solver_tokens": _mean(r["solver_tokens"] for r in solved),
         "mean_verifier_tokens": _mean(r["verifier_tokens"] for r in solved),
         "mean_reward_calls": _mean(r.get("reward_calls", 0) for r in solved),

@@ -1,113 +1,191 @@
-"""Side-by-side report of runs: ``python -m lightning_latentseek.report OUT1 OUT2 ... [--output DIR]``.
+"""Side-by-side report of runs: ``python -m lightning_latentseek.report [NAME=]DIR ... [--output DIR]``.
 
-Writes ``report.md`` (one row per run) and ``accuracy_vs_iteration.png`` (the paper's Figure 2
-for your runs), and prints the table with rich.
+Reads each run's summary.json and results.jsonl and writes, into ``--output``:
+
+- ``report.md``: one table row per run (and the self-reward accuracy of self-reward runs);
+- ``accuracy_vs_iteration.png``: the paper's Figure 2 for your runs;
+- ``report.html``: one self-contained page with the tables, the plot and every problem's trajectory;
+
+and prints the tables with rich. ``NAME=DIR`` names a run in the tables (default: method + reward (dir)).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import io
+import sys
 from pathlib import Path
 
+from lightning_latentseek.config import SeekConfig
+from lightning_latentseek.report_runs import ReportInputError, Run, load_runs
+from lightning_latentseek.report_stats import self_reward_accuracy
+
+# (title, key in the run's stats, digits of a float)
 COLUMNS = [
-    ("run", None),
-    ("n", "n"),
-    ("accuracy", "accuracy"),
-    ("95% CI", "accuracy_ci95"),
-    ("CoT acc.", "cot_accuracy"),
-    ("mean iters", "mean_iterations"),
-    ("solver tok.", "mean_solver_tokens"),
-    ("verifier tok.", "mean_verifier_tokens"),
-    ("s / problem", "seconds_per_problem"),
+    ("run", None, 0),
+    ("n", "n", 0),
+    ("accuracy", "accuracy", 3),
+    ("95% CI", "accuracy_ci95", 3),
+    ("CoT acc.", "cot_accuracy", 3),
+    ("mean iters", "mean_iterations", 3),
+    ("reward calls", "mean_reward_calls", 2),
+    ("solver tok.", "mean_solver_tokens", 1),
+    ("verifier tok.", "mean_verifier_tokens", 1),
+    ("s / problem", "seconds_per_problem", 2),
 ]
+SELF_REWARD_COLUMNS = ["run", "judged", "agreement", "precision", "recall"]
 
 
-def _cell(value) -> str:
+def _cell(value, digits: int = 3) -> str:
     if value is None:
         return "-"
-    if isinstance(value, list):
-        return "[" + ", ".join(_cell(v) for v in value) + "]"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_cell(v, digits) for v in value) + "]"
     if isinstance(value, float):
-        return f"{value:.3f}"
+        return f"{value:.{digits}f}"
     return str(value)
 
 
 def rows(runs: list[tuple[str, dict]]) -> list[list[str]]:
-    return [[name] + [_cell(summary.get(key)) for _, key in COLUMNS[1:]] for name, summary in runs]
+    """(label, stats) pairs -> formatted cells of the run table."""
+    return [[name] + [_cell(stats.get(key), digits) for _, key, digits in COLUMNS[1:]] for name, stats in runs]
 
 
-def markdown_table(runs: list[tuple[str, dict]]) -> str:
-    header = [title for title, _ in COLUMNS]
+def _markdown(header: list[str], body: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(row) + " |" for row in rows(runs)]
+    lines += ["| " + " | ".join(row) + " |" for row in body]
     return "\n".join(lines)
 
 
-def print_table(runs: list[tuple[str, dict]]) -> None:
+def markdown_table(runs: list[tuple[str, dict]]) -> str:
+    """The run table in Markdown; `runs` are (label, stats) pairs (a summary.json is a valid stats dict)."""
+    return _markdown([title for title, _, _ in COLUMNS], rows(runs))
+
+
+def _rich_table(title: str, header: list[str], body: list[list[str]]) -> None:
     from rich.console import Console
     from rich.table import Table
 
     console = Console()
-    if not console.is_terminal:  # logs and pipes: do not squeeze the table into 80 columns
-        console = Console(width=160)
-    table = Table(title="lightning-latentseek")
-    for title, _ in COLUMNS:
-        table.add_column(title, no_wrap=True)
-    for row in rows(runs):
+    if not console.is_terminal:  # logs and pipes: the table at its natural width, never squeezed or cut
+        console = Console(width=1000)
+    table = Table(title=title)
+    for name in header:
+        table.add_column(name, no_wrap=True)
+    for row in body:
         table.add_row(*row)
     console.print(table)
 
 
-def plot_accuracy_vs_iteration(runs: list[tuple[str, dict]], path: Path) -> Path:
-    """Accuracy of the held answer after i iterations, one line per run (flat for baselines)."""
+def print_table(runs: list[tuple[str, dict]]) -> None:
+    _rich_table("lightning-latentseek", [title for title, _, _ in COLUMNS], rows(runs))
+
+
+# ------------------------------------------------------------------------------------- self-reward
+def self_reward_table(runs: list[Run]) -> tuple[list[str], list[list[str]]] | None:
+    """(header, rows) of the self-reward accuracy of the runs whose reward is ``self``; None if there are none."""
+    found = [(run.label, self_reward_accuracy(run.records, run.tau if run.tau is not None else SeekConfig.tau))
+             for run in runs if run.reward == "self"]
+    if not found:
+        return None
+    checks: list[str] = []
+    for _, acc in found:
+        checks += [name for name in acc["checks"] if name not in checks]
+    header = SELF_REWARD_COLUMNS + checks
+    body = [[label, str(acc["n"]), _cell(acc["agreement"]), _cell(acc["precision"]), _cell(acc["recall"])]
+            + [_cell(acc["checks"].get(name)) for name in checks] for label, acc in found]
+    return header, body
+
+
+# ------------------------------------------------------------------------------------- plot
+def _plot_label(name: str) -> str:
+    return name.replace("$", r"\$")  # matplotlib reads $...$ as mathtext
+
+
+def plot_accuracy_vs_iteration(runs: list[tuple[str, dict]], path: Path | None = None, fmt: str = "png"):
+    """Accuracy of the held answer after i iterations, one line per run (flat for baselines).
+
+    Saved to `path` when given (returns it); otherwise returns the figure as `fmt` bytes."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     horizon = max([len(s.get("accuracy_by_iteration") or []) for _, s in runs] + [1])
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for name, summary in runs:
-        curve = summary.get("accuracy_by_iteration") or []
-        if curve:
-            ax.plot(range(len(curve)), curve, marker="o", label=name)
-        elif summary.get("accuracy") is not None:
-            ax.plot([0, max(horizon - 1, 1)], [summary["accuracy"]] * 2, linestyle="--", label=name)
-    ax.set_xlabel("iteration")
-    ax.set_ylabel("accuracy")
-    ax.set_ylim(0, 1)
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    with plt.rc_context({"svg.fonttype": "none", "svg.hashsalt": "lightning-latentseek"}):
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for name, summary in runs:
+            curve = summary.get("accuracy_by_iteration") or []
+            if curve:
+                ax.plot(range(len(curve)), curve, marker="o", label=_plot_label(name))
+            elif summary.get("accuracy") is not None:
+                ax.plot([0, max(horizon - 1, 1)], [summary["accuracy"]] * 2, linestyle="--", label=_plot_label(name))
+        ax.set_xlabel("iteration")
+        ax.set_ylabel("accuracy")
+        ax.set_ylim(-0.02, 1.02)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend()
+        fig.tight_layout()
+        if path is not None:
+            fig.savefig(path, dpi=120)
+            plt.close(fig)
+            return path
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format=fmt, metadata={"Date": None} if fmt == "svg" else None)
+        plt.close(fig)
+        return buffer.getvalue()
 
 
-def load_runs(dirs: list[str]) -> list[tuple[str, dict]]:
-    runs = []
-    for d in dirs:
-        path = Path(d) / "summary.json"
-        if not path.is_file():
-            raise SystemExit(f"{path}: no summary.json (has the run finished?)")
-        summary = json.loads(path.read_text())
-        runs.append((f"{summary.get('method') or 'run'} ({Path(d).name})", summary))
-    return runs
+def inline_svg(svg: bytes) -> str:
+    """matplotlib's SVG file -> an <svg> element to inline in HTML (XML prolog and doctype dropped)."""
+    text = svg.decode("utf-8")
+    return text[text.index("<svg"):]
+
+
+# ------------------------------------------------------------------------------------- main
+def write_report(runs: list[Run], out: Path) -> list[Path]:
+    """report.md, accuracy_vs_iteration.png and report.html for `runs` in `out`; returns the paths."""
+    from lightning_latentseek.report_html import render_html
+
+    out.mkdir(parents=True, exist_ok=True)
+    labelled = [(run.label, run.stats) for run in runs]
+    self_table = self_reward_table(runs)
+    markdown = markdown_table(labelled)
+    if self_table is not None:
+        markdown += "\n\nSelf-reward accuracy (agreement of R > tau and of each check with the ground truth):\n\n"
+        markdown += _markdown(*self_table)
+    paths = [out / "report.md", out / "accuracy_vs_iteration.png", out / "report.html"]
+    paths[0].write_text(markdown + "\n", encoding="utf-8")
+    plot_accuracy_vs_iteration(labelled, paths[1])
+    svg = inline_svg(plot_accuracy_vs_iteration(labelled, fmt="svg"))
+    paths[2].write_text(render_html(runs, ([t for t, _, _ in COLUMNS], rows(labelled)), svg, self_table),
+                        encoding="utf-8")
+    print_table(labelled)
+    if self_table is not None:
+        _rich_table("self-reward accuracy", *self_table)
+    return paths
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("runs", nargs="+", help="output directories of train_free.py runs")
-    parser.add_argument("--output", default=".", help="where report.md and accuracy_vs_iteration.png go")
+    parser = argparse.ArgumentParser(prog="python -m lightning_latentseek.report",
+                                     description=__doc__.splitlines()[0])
+    parser.add_argument("runs", nargs="+", metavar="[NAME=]DIR", help="output directories of train_free.py runs")
+    parser.add_argument("--output", default=".", help="where report.md, report.html and the plot go")
     args = parser.parse_args(argv)
-    runs = load_runs(args.runs)
-    out = Path(args.output)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "report.md").write_text(markdown_table(runs) + "\n")
-    plot_accuracy_vs_iteration(runs, out / "accuracy_vs_iteration.png")
-    print_table(runs)
-    print(f"wrote {out / 'report.md'} and {out / 'accuracy_vs_iteration.png'}")
+    try:
+        runs = load_runs(args.runs)
+    except ReportInputError as err:
+        print(f"{parser.prog}: error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+    try:
+        paths = write_report(runs, Path(args.output))
+    except OSError as err:  # --output not writable, a file, disk full...
+        print(f"{parser.prog}: error: {args.output}: cannot write the report ({err.strerror or err})", file=sys.stderr)
+        raise SystemExit(2) from None
+    print("wrote " + ", ".join(str(p) for p in paths))
 
 
 if __name__ == "__main__":
