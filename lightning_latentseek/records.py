@@ -219,7 +219,6 @@ def summarize(records: list[dict], config: dict, max_iterations: int) -> dict:
         "mean_reward_calls": _mean(reward_calls(r) for r in solved),
         "mean_solver_tokens": _mean(r["solver_tokens"] for r in solved),
         "mean_verifier_tokens": _mean(r["verifier_tokens"] for r in solved),
-        "mean_reward_calls": _mean(r.get("reward_calls", 0) for r in solved),
         "seconds_per_problem": _mean(r["seconds"] for r in solved),
         "stop_reasons": stop_reasons,
         "accuracy_by_iteration": accuracy_by_iteration(solved, max_iterations),

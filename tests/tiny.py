@@ -8,6 +8,8 @@ from pathlib import Path
 
 import torch
 
+from callbacks import ProblemCallback
+
 from lightning_latentseek.engine import FrozenLM
 
 CHAT_TEMPLATE = (
@@ -110,3 +112,46 @@ def user_error(capsys, args: list[str]) -> str:
     assert len(lines) == 1 and lines[0].startswith("error: "), err
     assert "Traceback" not in err
     return lines[0]
+
+
+class TextReward:
+    """A reward that depends only on the problem and the answer text (so it is the same whatever the batch):
+    R in {0, -0.25, -0.5, -0.75, -1} from a hash; R = 0 clears tau, so problems stop at different iterations."""
+
+    def __call__(self, problem, answer):
+        import hashlib
+
+        from lightning_latentseek.rewards import RewardResult
+
+        digest = hashlib.sha256(f"{problem.id}|{answer}".encode()).digest()
+        return RewardResult(-(digest[0] % 5) / 4)
+
+
+class ScheduleReward:
+    """R = 0 from iteration `stop_at[problem.id]` on (counted per problem), else -1; never stops if absent."""
+
+    def __init__(self, stop_at: dict):
+        self.stop_at, self.calls = dict(stop_at), {}
+
+    def __call__(self, problem, answer):
+        from lightning_latentseek.rewards import RewardResult
+
+        n = self.calls.get(problem.id, 0)
+        self.calls[problem.id] = n + 1
+        stop = self.stop_at.get(problem.id)
+        return RewardResult(0.0 if stop is not None and n >= stop else -1.0)
+
+
+class EventRecorder(ProblemCallback):
+    """A problem callback (``trainer.callbacks``) appending "start <id>" / "end <id> <iterations>" lines to a file."""
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def on_problem_start(self, problem):
+        with open(self.path, "a") as f:
+            f.write(f"start {problem.id}\n")
+
+    def on_problem_end(self, problem, record):
+        with open(self.path, "a") as f:
+            f.write(f"end {problem.id} {record['iterations']}\n")

@@ -178,11 +178,14 @@ class GenerationEngine:
         prefix_cache: reuse the KV of stored prefixes (`PrefixStore`); False prefills every row whole.
         prefix_cache_tokens: how many tokens of KV the store keeps.
         trim_padding: drop leading cache columns that no live row uses once this many have piled up.
+        continuous: admit arriving rows at every step (continuous batching); False admits them only when the
+            batch is empty (static "waves", as repeated `generate` calls would batch them: a benchmark baseline).
     """
 
     def __init__(self, lm: FrozenLM, prefix_cache: bool = True, prefix_cache_tokens: int = 32768,
-                 trim_padding: int = 64):
+                 trim_padding: int = 64, continuous: bool = True):
         self.lm = lm
+        self.continuous = continuous
         self.store = PrefixStore(prefix_cache_tokens) if prefix_cache else None
         self.trim_padding = trim_padding
         self.stats: Counter = Counter()  # forwards, steps, rows, prefill/generated tokens, row-steps, seconds
@@ -245,7 +248,8 @@ class GenerationEngine:
                     self._fail_all(failure)
                     if str(failure) == "closed":
                         return
-                self._admit(block=not self._live)
+                if self.continuous or not self._live:
+                    self._admit(block=not self._live)
                 if self._live:
                     self._step()
             except BaseException as error:  # out of memory or a bug: fail what is in flight, keep serving
