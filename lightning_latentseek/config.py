@@ -35,6 +35,9 @@ class SeekConfig:
             the decoded latent tokens.
         samples_per_step: M, decodings of the latent window per iteration (1: the paper).
         temperature: 0 decodes x_t = argmax lm_head(z_t) (the paper); T > 0 samples x_t ~ softmax(lm_head(z_t)/T).
+        extraction: how answers are read for grading and PSRM: ``paper`` (the original's rules: for numeric data
+            the first boxed number, else "Answer:", else the first "= number", else the last number) or
+            ``strict`` (only ``\\boxed{}``, the JSON "final answer" key or "the answer is"; see `grading`).
         answer_selection: ``last`` (the paper's rule: the last decoded answer) or ``best`` (highest reward).
         reuse: reuse the continuation and reward of decoded tokens seen before in the same problem.
         verifier_max_new_tokens: cap on each self-reward verifier generation (rows stop at their verdict).
@@ -60,6 +63,7 @@ class SeekConfig:
     max_new_tokens: int = 1024
     samples_per_step: int = 1
     temperature: float = 0.0
+    extraction: str = "paper"
     answer_selection: str = "last"
     reuse: bool = True
     verifier_max_new_tokens: int = 4096
@@ -79,6 +83,7 @@ class SeekConfig:
             (self.optimizer in ("adam", "sgd"), f"--model.optimizer {self.optimizer!r}: choose adam or sgd"),
             (-1.0 <= self.tau <= 0.0, f"--model.tau {self.tau}: rewards lie in [-1, 0]"),
             (self.max_new_tokens >= 1, f"--model.max_new_tokens {self.max_new_tokens}: must be >= 1"),
+            (self.extraction in ("paper", "strict"), f"--model.extraction {self.extraction!r}: choose paper or strict"),
             (self.answer_selection in ("last", "best"), f"--model.answer_selection {self.answer_selection!r}: choose last or best"),
             (self.samples_per_step >= 1, f"--model.samples_per_step {self.samples_per_step}: must be >= 1"),
             (self.temperature >= 0, f"--model.temperature {self.temperature}: must be >= 0"),

@@ -1,7 +1,11 @@
 """Answer extraction from model output and grading against ground truth.
 
-Extraction understands ``\\boxed{...}`` answers, JSON answers with a ``"final answer"``
-key, and a plain ``"The answer is X"`` fallback.
+Extraction has two modes (``--model.extraction``). ``paper`` (the default) reads numeric answers as the
+original code does (`extract_number_paper`: the first ``\\boxed{number}``, else "Answer: number", else the
+first "= number", else "is number dollars", else a number ending the last line, else the last number;
+the JSON prompt's "final answer" value first): what the paper's accuracies and its PSRM were measured
+with. ``strict`` (and symbolic data in both modes) reads ``\\boxed{...}``, the JSON ``"final answer"``
+key, or a plain ``"The answer is X"``, and nothing else.
 
 Grading has two modes. Numeric data (GSM8K, AIME, arith, and JSONL rows whose ground truth is a
 plain number; `numeric_dataset`) asks for a number, as the paper's prompt does ("pure numbers,
@@ -145,13 +149,74 @@ def extract_json_answer(text: str) -> str | None:
     return (single_quoted if single_quoted is not None else bare).strip()
 
 
-def extract_answer(text: str, prompt: str) -> str | None:
+EXTRACTIONS = ("paper", "strict")
+# The original's number extraction for GSM8K and AIME: bigai-nlco/LatentSeek
+# src/extract_judge_answer/utils.py, `_extract_answer` and `extract_answer` (MIT licence).
+_PAPER_NUMBER = r"([$€£¥]?\s*-?\s*[\d,]+(?:\.\d+)?)"
+_PAPER_RULES = (
+    re.compile(r"\\boxed\{\s*" + _PAPER_NUMBER + r"\s*\}", re.IGNORECASE),
+    re.compile(r"Answer:\s*" + _PAPER_NUMBER, re.IGNORECASE),
+    re.compile(r"=\s*" + _PAPER_NUMBER),
+    re.compile(r"is\s*" + _PAPER_NUMBER + r"\s*(?:dollars|euros|pounds|yen)", re.IGNORECASE),
+)
+_PAPER_LINE_END = re.compile(_PAPER_NUMBER + r"\s*$")
+_PAPER_ANY = re.compile(_PAPER_NUMBER)
+_PAPER_JSON_KEY = re.compile(r'(?:final answer|my answer)"?:?\s*(.*?)(?:[}<]|\Z)', re.IGNORECASE | re.MULTILINE | re.DOTALL)
+
+
+def _clean_number(text: str) -> str:
+    return re.sub(r"\s", "", re.sub(r",", "", re.sub(r"[$€£¥]", "", text)))
+
+
+def extract_number_paper(text: str | None) -> str | None:
+    """The original's `_extract_answer`: the first ``\\boxed{number}``, else "Answer: number", else the first
+    "= number", else "is <number> dollars", else a number ending the last non-empty line, else the last
+    number anywhere; currency signs, commas and spaces removed. None without any number."""
+    if text is None:
+        return None
+    text = text.strip()
+    for rule in _PAPER_RULES:
+        found = rule.search(text)
+        if found:
+            return _clean_number(found.group(1))
+    for line in reversed(text.split("\n")):
+        if line.strip():
+            found = _PAPER_LINE_END.search(line.strip())
+            if found:
+                return _clean_number(found.group(1))
+    numbers = _PAPER_ANY.findall(text)
+    return _clean_number(numbers[-1]) if numbers else None
+
+
+def _extract_paper_numeric(text: str, prompt: str) -> str | None:
+    """The original's `extract_answer` for GSM8K/AIME: prompt 0 (boxed) reads the text, prompt 1 (json)
+    the "final answer" value of the parsed JSON, else what follows "final answer"/"my answer" up to ``}``,
+    ``<`` (the original's texts end with its EOS token ``<|im_end|>``; ours, without it, at the end)."""
+    if prompt == "json":
+        try:
+            parsed = json.loads(text.strip("` \n"))
+        except json.JSONDecodeError:
+            found = _PAPER_JSON_KEY.search(text)
+            return extract_number_paper(found.group(1) if found else text)
+        if isinstance(parsed, dict):
+            return extract_number_paper(str(parsed.get("final answer", "")))
+    return extract_number_paper(text)
+
+
+def extract_answer(text: str, prompt: str, numeric: bool = False, extraction: str = "strict") -> str | None:
     """Extract the final answer from model output written for a ``prompt`` style.
 
-    ``prompt`` is ``"boxed"`` (try ``\\boxed``) or ``"json"`` (try the JSON answer, then
-    ``\\boxed``). If neither is found, the text after the last "answer is" / "Answer:"
-    up to the end of its line is used (without a trailing period). None otherwise.
+    ``numeric`` data with ``extraction="paper"``: the original's rules (`_extract_paper_numeric`). Otherwise:
+    ``prompt`` ``"boxed"`` tries ``\\boxed``, ``"json"`` the JSON answer, then ``\\boxed``; if neither is
+    found, the text after the last "answer is" / "Answer:" up to the end of its line is used (without a
+    trailing period). None otherwise.
     """
+    if extraction not in EXTRACTIONS:
+        raise ValueError(f"unknown extraction {extraction!r}; expected one of {', '.join(EXTRACTIONS)}")
+    if numeric and extraction == "paper":
+        if prompt not in ("boxed", "json"):
+            raise ValueError(f"unknown prompt style {prompt!r}; expected 'boxed' or 'json'")
+        return _extract_paper_numeric(text, prompt)
     if prompt == "boxed":
         answer = extract_boxed(text)
     elif prompt == "json":

@@ -16,7 +16,7 @@ import torch
 
 from lightning_latentseek.config import SeekConfig
 from lightning_latentseek.engine import GenerationEngine, Row, TemperatureSampler
-from lightning_latentseek.grading import extract_answer, normalize_number
+from lightning_latentseek.grading import extract_answer, normalize_number, numeric_dataset
 from lightning_latentseek.latents import latent_window
 from lightning_latentseek.module import LatentFault, LatentSeekModule
 from lightning_latentseek.problems import Problem
@@ -218,7 +218,8 @@ def self_consistency(problem: Problem, ctx: SolveContext) -> Outcome:
     """Self-consistency: N sampled answers, majority vote of the extracted answers."""
     samples = _samples(problem, ctx)
     texts = [ctx.llm.decode(s) for s in samples]
-    preds = [extract_answer(t, ctx.cfg.prompt) for t in texts]
+    numeric = numeric_dataset(problem.dataset, problem.answer)
+    preds = [extract_answer(t, ctx.cfg.prompt, numeric, ctx.cfg.extraction) for t in texts]
     pick = majority_vote(preds)
     return Outcome(
         method="sc", text=texts[pick], tokens=len(samples[pick]),

@@ -23,15 +23,16 @@ RUN_CONFIG = "run_config.json"
 
 # ------------------------------------------------------------------------------------------ records
 def build_record(problem: Problem, outcome: Outcome, prompt: str, seconds: float, config_hash: str,
-                 reward: str | None = None) -> dict:
+                 reward: str | None = None, extraction: str = "paper") -> dict:
     """Outcome -> graded result record (one JSONL line). Every decoded answer is graded (trajectory
     entries, their samples, baseline samples), so a report can tell how often the reward was right."""
 
     def graded(text: str | None) -> tuple[str | None, bool | None]:
         if text is None:
             return None, None
-        pred = extract_answer(text, prompt)
-        return pred, grade(pred, problem.answer, numeric_dataset(problem.dataset, problem.answer))
+        numeric = numeric_dataset(problem.dataset, problem.answer)
+        pred = extract_answer(text, prompt, numeric, extraction)
+        return pred, grade(pred, problem.answer, numeric)
 
     def entry(step: dict) -> dict:
         details = step.get("reward_details")

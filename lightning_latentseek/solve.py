@@ -296,6 +296,7 @@ def solve_shard(spec: RunSpec, shard: list[Problem], rank: Rank, accelerator: st
         engine = GenerationEngine(llm)
         reward = None if spec.method in ("cot", "sc") else build_reward(
             spec.model.reward, engine=engine, prompt=spec.model.prompt, args=spec.model.reward_args,
+            extraction=spec.model.extraction,
             prompt_set=spec.model.prompt_set, max_new_tokens=spec.model.verifier_max_new_tokens,
             sampling=spec.model.verifier_sampling, seed=spec.seed, format_rule=spec.model.format_rule)
         trainer_kwargs = per_problem_trainer_kwargs(spec.trainer, accelerator, device_index)
@@ -317,7 +318,8 @@ def solve_shard(spec: RunSpec, shard: list[Problem], rank: Rank, accelerator: st
                 cb.on_problem_start(problem)
 
         def finished(problem: Problem, outcome: Outcome, seconds: float) -> None:
-            record = build_record(problem, outcome, spec.model.prompt, seconds, digest, reward=spec.model.reward)
+            record = build_record(problem, outcome, spec.model.prompt, seconds, digest, reward=spec.model.reward,
+                                  extraction=spec.model.extraction)
             for cb in problem_callbacks:
                 cb.on_problem_end(problem, record)
 

@@ -257,3 +257,44 @@ def test_psrm_and_records_grade_per_dataset(dataset: str, answer: str, text: str
     assert PerfectSparseReward("boxed")(problem, text).value == value
     record = build_record(problem, Outcome(method="cot", text=text, tokens=1), "boxed", 0.0, "h")
     assert record["correct"] is (value == 0.0)
+
+
+# ------------------------------------------------------------------------------------ the original's extraction
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("So Maya has 23 stickers. \\boxed{23}", "23"),
+        ("\\boxed{ $1,234.50 } and later \\boxed{7}", "1234.50"),  # the first boxed number
+        ("\\boxed{10-3}", "-3"),  # not a number in the box: the last number anywhere
+        ("Answer: 42 apples", "42"),
+        ("First 14 + 9 = 23, then 23 - 5 = 18.", "23"),  # the FIRST "= number"
+        ("The total is 12 dollars", "12"),
+        ("Step one.\nShe keeps 7\n", "7"),  # a number ending the last non-empty line
+        ("The final answer is 10-3.", "-3"),  # the last number: an expression is never read as its value
+        ("He has 5 apples and 3 pears.", "3"),
+        ("no number at all", None),
+    ],
+)
+def test_paper_extraction_is_the_originals(text, expected):
+    assert extract_answer(text, "boxed", numeric=True, extraction="paper") == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('{"thought process": "14 + 9", "final answer": "23"}', "23"),
+        ('```{"thought process": "t", "final answer": 1234}```', "1234"),
+        ('sure! {"thought process": "14 + 9 = 23", "final answer": "$1,234"} done', "1234"),  # not JSON: the key
+        ('"final answer": 17', "17"),  # the key up to the end of the text
+        ("I think it is 5 and then 6", "6"),  # no key: the whole text
+    ],
+)
+def test_paper_extraction_of_the_json_prompt(text, expected):
+    assert extract_answer(text, "json", numeric=True, extraction="paper") == expected
+
+
+def test_paper_extraction_on_numeric_data_only():
+    text = "First 14 + 9 = 23, so \\boxed{\\frac{1}{2}}"
+    assert extract_answer(text, "boxed", numeric=False, extraction="paper") == "\\frac{1}{2}"  # MATH-500: the box
+    assert extract_answer(text, "boxed", numeric=True, extraction="strict") == "\\frac{1}{2}"
+    assert extract_answer(text, "boxed", numeric=True, extraction="paper") == "23"

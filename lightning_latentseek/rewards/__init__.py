@@ -18,7 +18,8 @@ class RewardError(UserError, ValueError):
     """`--model.reward` names no reward: not a built-in one and not an importable class."""
 
 
-def build_reward(spec: str, *, engine=None, prompt: str = "boxed", args: dict | None = None, **self_reward) -> Reward:
+def build_reward(spec: str, *, engine=None, prompt: str = "boxed", args: dict | None = None,
+                 extraction: str = "paper", **self_reward) -> Reward:
     """Instantiate the reward named by `--model.reward` with `--model.reward_args`.
 
     ``self_reward`` holds the self-reward's settings from `--model.*` (prompt set, verifier cap,
@@ -26,7 +27,7 @@ def build_reward(spec: str, *, engine=None, prompt: str = "boxed", args: dict | 
     """
     args = dict(args or {})
     if spec == "psrm":
-        return PerfectSparseReward(prompt=prompt, **args)
+        return PerfectSparseReward(prompt=prompt, extraction=extraction, **args)
     if spec == "constant":
         return ConstantReward(**args)
     if spec == "self":

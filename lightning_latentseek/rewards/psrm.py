@@ -10,10 +10,11 @@ from lightning_latentseek.rewards.base import RewardResult
 class PerfectSparseReward:
     """R = 0 when the answer extracted from the text equals the ground truth, else -1."""
 
-    def __init__(self, prompt: str = "boxed"):
-        self.prompt = prompt
+    def __init__(self, prompt: str = "boxed", extraction: str = "paper"):
+        self.prompt, self.extraction = prompt, extraction
 
     def __call__(self, problem: Problem, answer: str) -> RewardResult:
-        pred = extract_answer(answer, self.prompt)
-        correct = grade(pred, problem.answer, numeric_dataset(problem.dataset, problem.answer))
+        numeric = numeric_dataset(problem.dataset, problem.answer)
+        pred = extract_answer(answer, self.prompt, numeric, self.extraction)
+        correct = grade(pred, problem.answer, numeric)
         return RewardResult(0.0 if correct else -1.0, {"pred": pred, "correct": correct})
