@@ -261,6 +261,44 @@ def ours_latentseek(engine, problem, reward, cfg, trainer_kwargs: dict) -> Run:
     return run
 
 
+def ours_batched(llm, problems, reward_name: str, cfg, trainer_kwargs: dict, batch: int) -> tuple[float, dict]:
+    """All problems through `solve.solve_concurrently`, `batch` at a time, as `train_free.py` runs them:
+    (wall seconds, answers per problem id: token ids per iteration)."""
+    import lightning as L
+
+    from callbacks import RewardThreshold
+    from lightning_latentseek.engine import GenerationEngine
+    from lightning_latentseek.methods import SolveContext, latentseek
+    from lightning_latentseek.rewards import build_reward
+    from lightning_latentseek.search import ProblemSearch
+    from lightning_latentseek.solve import problem_seed, solve_concurrently
+
+    engine = GenerationEngine(llm)
+    reward = build_reward(reward_name, engine=engine, prompt=cfg.prompt, max_new_tokens=cfg.verifier_max_new_tokens,
+                          prompt_set=cfg.prompt_set)
+    searches = {}
+    init = ProblemSearch.__init__
+
+    def keep(self, engine_, problem, *rest, **kw):
+        init(self, engine_, problem, *rest, **kw)
+        searches[problem.id] = self
+
+    def solve_one(problem):
+        ctx = SolveContext(engine, reward, cfg, seed=problem_seed(0, problem), max_steps=trainer_kwargs["max_steps"],
+                           make_trainer=lambda: L.Trainer(**trainer_kwargs, callbacks=[RewardThreshold(cfg.tau)]))
+        return latentseek(problem, ctx)
+
+    ProblemSearch.__init__ = keep
+    try:
+        started = time.perf_counter()
+        solve_concurrently(problems, solve_one, batch, engine, lambda p: None, lambda p, o, s: None)
+        wall = time.perf_counter() - started
+    finally:
+        ProblemSearch.__init__ = init
+        engine.close()
+    return wall, {pid: [it.best.tokens for it in search.history] for pid, search in searches.items()}
+
+
 # ------------------------------------------------------------------------------------------ checking
 def top2_gap(llm, ids: list[int]) -> float:
     with torch.no_grad():
@@ -315,6 +353,8 @@ def parse_args(argv=None):
     parser.add_argument("--rewards", default="psrm,self")
     parser.add_argument("--prompt", choices=("boxed", "json"), default="json")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="problems ours solves at once in the batched run (default: the library's default)")
     parser.add_argument("--no-compact", action="store_true", help="skip the compact prompt set's figure")
     args = parser.parse_args(argv)
     args.rewards = [r.strip() for r in args.rewards.split(",") if r.strip()]
@@ -354,6 +394,7 @@ def main(argv=None) -> None:
     totals = {"ref": {}, "ours": {}}
     divergent, runs = [], 0
     judged: list[tuple] = []  # (problem, answer text, paper verdicts) for the compact comparison
+    reference_answers: dict[tuple, list] = {}
     for reward_name in args.rewards:
         cfg = SeekConfig(llm=args.llm, reward=reward_name, max_new_tokens=args.max_new_tokens, prompt=args.prompt,
                          verifier_max_new_tokens=args.verifier_max_new_tokens, prompt_set="paper")
@@ -377,6 +418,7 @@ def main(argv=None) -> None:
                     results["ours"] = ours_latentseek(engine, problem, reward, cfg, trainer_kwargs)
                     engine.close()
             ref, ours = results["ref"], results["ours"]
+            reference_answers[(reward_name, problem.id)] = ref.answers
             add(phase["ref"], ref.seconds)
             add(phase["ours"], ours.seconds)
             prompt = solver_prompt_ids(SolveContext(_Engine(llm), None, cfg), problem)
@@ -395,15 +437,34 @@ def main(argv=None) -> None:
         add(totals["ref"], phase["ref"])
         add(totals["ours"], phase["ours"])
 
-    print(table(totals, f"\nall rewards ({', '.join(args.rewards)}): seconds over {len(problems)} problems each"))
-    print(f"\nidentical results (token ids and rewards): {runs - len(divergent)} of {runs} problem runs; "
-          f"float-divergent: {len(divergent)}")
+    print(table(totals, f"\nall rewards ({', '.join(args.rewards)}): seconds over {len(problems)} problems each "
+                        f"(ours one problem at a time)"))
+    print(f"\nidentical results (token ids and rewards), one at a time: {runs - len(divergent)} of {runs} problem "
+          f"runs; float-divergent: {len(divergent)}")
     for entry in divergent:
         print("  " + entry)
+    # ours as train_free.py runs many problems: --data.batch_size at a time, all rows sharing forwards
+    from lightning_latentseek.config import DataConfig
+
+    batch = args.batch_size or DataConfig().batch_size
+    batched_seconds, batched_same = 0.0, 0
+    for reward_name in args.rewards:
+        cfg = SeekConfig(llm=args.llm, reward=reward_name, max_new_tokens=args.max_new_tokens, prompt=args.prompt,
+                         verifier_max_new_tokens=args.verifier_max_new_tokens, prompt_set="paper")
+        wall, answers = ours_batched(llm, problems, reward_name, cfg, trainer_kwargs, batch)
+        batched_seconds += wall
+        same = sum(answers[p.id] == reference_answers[(reward_name, p.id)] for p in problems)
+        batched_same += same
+        print(f"[{reward_name}] ours, {batch} problems at once: {wall:.1f} s for {len(problems)} problems "
+              f"(reference {totals[reward_name]['ref']['total']:.1f} s: "
+              f"{totals[reward_name]['ref']['total'] / wall:.1f}x); answers identical to the reference's "
+              f"(token ids): {same} of {len(problems)}", flush=True)
     compact = ""
     if "self" in args.rewards and not args.no_compact:
         compact = compact_figures(llm, problems, args, trainer_kwargs, totals["self"]["ref"]["total"], judged)
-    print(f"speedup: {totals['ref']['total'] / totals['ours']['total']:.1f}x" + compact)
+    one_at_a_time = totals["ref"]["total"] / totals["ours"]["total"]
+    print(f"speedup: {totals['ref']['total'] / batched_seconds:.1f}x ({batch} problems at once; one at a time "
+          f"{one_at_a_time:.1f}x; identical {batched_same + runs - len(divergent)} of {2 * runs})" + compact)
 
 
 def compact_figures(llm, problems, args, trainer_kwargs, reference_seconds: float, judged: list) -> str:

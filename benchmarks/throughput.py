@@ -247,7 +247,8 @@ def ab_tests(llm, problems, args, trainer_kwargs: dict, batch: int, measured: di
     print(f"\nengine tricks at B = {batch} (seconds over all rewards; each against what it replaces)")
     base = sum(r["wall"] for r in measured.values())
     for label, options in (("static waves instead of continuous admission", {"continuous": False}),
-                           ("no prefix cache (every row prefilled whole)", {"prefix_cache": False})):
+                           ("no prefix cache (every row prefilled whole)", {"prefix_cache": False}),
+                           ("DynamicCache (whole cache copied every step)", {"static_cache": False})):
         runs = {r: solve_all(llm, problems, r, batch, args, trainer_kwargs, **options) for r in args.rewards}
         wall = sum(r["wall"] for r in runs.values())
         same = all(not differences(llm, measured[r], runs[r]) for r in args.rewards)

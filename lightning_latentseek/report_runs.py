@@ -56,9 +56,9 @@ class Run:
 
 
 def split_run_argument(argument: str) -> tuple[str | None, Path]:
-    """``DIR`` -> (None, DIR); ``NAME=DIR`` -> (NAME, DIR) unless the whole argument is a directory."""
+    """``DIR`` -> (None, DIR); ``NAME=DIR`` -> (NAME, DIR) (split at the last "=") unless the argument is a directory."""
     if "=" in argument and not Path(argument).is_dir():
-        name, _, directory = argument.partition("=")
+        name, _, directory = argument.rpartition("=")  # a name may hold "=" ("N=10"), a directory rarely
         if name.strip():
             return name.strip(), Path(directory)
     return None, Path(argument)

@@ -182,7 +182,7 @@ def test_a_failing_forward_fails_its_request_and_the_engine_goes_on(llm, engine,
 
 
 def test_padding_no_row_uses_is_dropped(llm):
-    engine = GenerationEngine(llm, trim_padding=8)
+    engine = GenerationEngine(llm)
     try:
         short, long = prompts(llm, 4)[0], prompts(llm, 4)[3]
         results = engine.generate([Row(long, 2, frozenset()), Row(short, 12, frozenset())])

@@ -291,3 +291,15 @@ def test_accuracy_by_iteration_holds_the_last_answer():
     # p1: wrong, right (held after iteration 1); p4: wrong, wrong, wrong; the skipped row left out
     assert accuracy_by_iteration([P1, P4, SKIPPED], 3) == [0.0, 0.5, 0.5, 0.5]
     assert accuracy_by_iteration([COT_RECORD], 3) == []  # no trajectory
+
+
+def test_cot_vs_final_line_counts_fixed_and_broken():
+    from lightning_latentseek.report_stats import cot_vs_final_line
+
+    records = [{"id": "a", "method": "latentseek", "cot_correct": False, "correct": True},
+               {"id": "b", "method": "latentseek", "cot_correct": True, "correct": False},
+               {"id": "c", "method": "latentseek", "cot_correct": True, "correct": True},
+               {"id": "d", "method": "latentseek", "cot_correct": False, "correct": True},
+               {"id": "line 9", "skipped": True}]
+    assert cot_vs_final_line(records) == "CoT 2/4 (50%) -> latentseek 3/4 (75%): fixed 2, broke 1"
+    assert cot_vs_final_line([{"id": "x", "method": "bon", "correct": True}]) is None

@@ -10,8 +10,8 @@ the row's sampler), and lets finished rows leave, so a finished problem's place 
 one's rows at once. A row's tokens are those it would get alone, up to the float noise of batched
 arithmetic flipping a near-tie.
 
-KV caches are transformers' `DynamicCache`s, built and narrowed with its public methods (`update`,
-`batch_select_indices`).
+The batch's KV cache is a transformers `StaticCache` with room to grow, filled and rebuilt through its
+public `update` (rows joining, finished rows dropped, more room); a row's own prefill uses a `DynamicCache`.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from typing import Callable, Sequence
 
 import torch
 from torch import Tensor
+from transformers import StaticCache
 
 from lightning_latentseek.engine.lm import FrozenLM
 
@@ -92,6 +93,7 @@ class _Live:
     index: int
     tokens: list[int] = field(default_factory=list)
     hidden: list[Tensor] = field(default_factory=list)
+    done: bool = False
 
     def add(self, token: int, hidden: Tensor) -> bool:
         """Append a token; True when the row is finished."""
@@ -177,24 +179,27 @@ class GenerationEngine:
         lm: the frozen LLM.
         prefix_cache: reuse the KV of stored prefixes (`PrefixStore`); False prefills every row whole.
         prefix_cache_tokens: how many tokens of KV the store keeps.
-        trim_padding: drop leading cache columns that no live row uses once this many have piled up.
         continuous: admit arriving rows at every step (continuous batching); False admits them only when the
             batch is empty (static "waves", as repeated `generate` calls would batch them: a benchmark baseline).
+        static_cache: decode into a `StaticCache` with room to grow (positions written in place); False uses a
+            `DynamicCache`, which copies the whole cache at every step (a benchmark baseline).
     """
 
     def __init__(self, lm: FrozenLM, prefix_cache: bool = True, prefix_cache_tokens: int = 32768,
-                 trim_padding: int = 64, continuous: bool = True):
+                 continuous: bool = True, static_cache: bool = True):
         self.lm = lm
         self.continuous = continuous
+        self.static_cache = static_cache
         self.store = PrefixStore(prefix_cache_tokens) if prefix_cache else None
-        self.trim_padding = trim_padding
         self.stats: Counter = Counter()  # forwards, steps, rows, prefill/generated tokens, row-steps, seconds
         self._queue: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._failure: BaseException | None = None
-        # the batch: live rows, their left-padded cache, attention mask (B, L) and next positions (B,)
-        self._live: list[_Live] = []
+        # the batch: its rows (finished ones wait, masked, for the next rebuild), their left-padded cache,
+        # attention mask (B, L) and next positions (B,)
+        self._rows: list[_Live] = []
+        self._room: int | None = None  # positions the static cache holds
         self._cache = None
         self._mask: Tensor | None = None
         self._positions: Tensor | None = None
@@ -248,9 +253,9 @@ class GenerationEngine:
                     self._fail_all(failure)
                     if str(failure) == "closed":
                         return
-                if self.continuous or not self._live:
-                    self._admit(block=not self._live)
-                if self._live:
+                if self.continuous or not self._rows:
+                    self._admit(block=not self._rows)
+                if self._rows:
                     self._step()
             except BaseException as error:  # out of memory or a bug: fail what is in flight, keep serving
                 self._fail_live(error)
@@ -289,7 +294,7 @@ class GenerationEngine:
                 else:
                     joining.append((live, layers, len(row.ids)))
         if joining:
-            self._join(joining)
+            self._rebuild(joining)
 
     def _empty_hidden(self) -> Tensor:
         return torch.zeros((0, self.lm.hidden_size), dtype=self.lm.dtype, device=self.lm.device)
@@ -319,84 +324,100 @@ class GenerationEngine:
         return [greedy[b] if live.row.sampler is None else live.row.sampler(logits[b], [*live.row.ids, *live.tokens])
                 for b, live in enumerate(rows)]
 
-    def _join(self, joining: list[tuple[_Live, list[tuple[Tensor, Tensor]], int]]) -> None:
-        """Add prefilled rows to the batch: every cache left-padded to the longest, then concatenated."""
-        length = max([self._mask.shape[1] if self._live else 0] + [n for _, _, n in joining])
-        parts = []
-        masks, positions = [], []
-        if self._live:
-            parts.append(_layers(self._cache))
-            masks.append(torch.nn.functional.pad(self._mask, (length - self._mask.shape[1], 0)))
-            positions.append(self._positions)
+    def _live_rows(self) -> int:
+        return sum(not row.done for row in self._rows)
+
+    def _rebuild(self, joining: list[tuple[_Live, list[tuple[Tensor, Tensor]], int]] = ()) -> None:
+        """A new batch cache: the unfinished rows of the old one and the `joining` prefilled rows, each
+        left-padded to the longest; leading columns no row uses are dropped. One copy of the live KV.
+
+        With `static_cache` the new cache is a transformers `StaticCache` with room to grow: decoding then
+        writes each new position in place, where a `DynamicCache` concatenates (copies) every layer's whole
+        cache at every step."""
+        keep = [b for b, row in enumerate(self._rows) if not row.done]
+        length = self._mask.shape[1] if self._rows else 0
+        if keep:
+            mask = self._mask[keep]
+            start = int(mask.any(dim=0).long().argmax())  # leading columns that are padding in every kept row
+        else:
+            mask, start = None, length
+        self.stats["trimmed_columns"] += start if keep else 0
+        kept_length = length - start
+        total = max([kept_length] + [n for _, _, n in joining])
+        if total == 0 or (not keep and not joining):
+            self._rows, self._cache, self._mask, self._positions = [], None, None, None
+            return
+        parts, masks, positions = [], [], []
+        device = self.lm.device
+        if keep:
+            index = torch.tensor(keep, dtype=torch.long, device=device)
+            parts.append([(k[index, :, start:length], v[index, :, start:length]) for k, v in _layers(self._cache)])
+            masks.append(torch.nn.functional.pad(mask[:, start:], (total - kept_length, 0)))
+            positions.append(self._positions[index])
         for _, layers, n in joining:
             parts.append(layers)
-            masks.append(torch.nn.functional.pad(torch.ones((1, n), dtype=torch.long, device=self.lm.device),
-                                                 (length - n, 0)))
-            positions.append(torch.tensor([n], dtype=torch.long, device=self.lm.device))
-        cache = self.lm.new_cache()
+            masks.append(torch.nn.functional.pad(torch.ones((1, n), dtype=torch.long, device=device), (total - n, 0)))
+            positions.append(torch.tensor([n], dtype=torch.long, device=device))
+        if self.static_cache:
+            self._room = total + max(128, total // 4)
+            cache = StaticCache(config=self.lm.model.config, max_cache_len=self._room)
+        else:
+            self._room, cache = None, self.lm.new_cache()
         for layer_index in range(len(parts[0])):
-            keys = torch.cat([_pad_left(p[layer_index][0], length) for p in parts])
-            values = torch.cat([_pad_left(p[layer_index][1], length) for p in parts])
+            keys = torch.cat([_pad_left(p[layer_index][0], total) for p in parts])
+            values = torch.cat([_pad_left(p[layer_index][1], total) for p in parts])
             cache.update(keys, values, layer_index)
         self._cache, self._mask, self._positions = cache, torch.cat(masks), torch.cat(positions)
-        self._live += [live for live, _, _ in joining]
+        self._rows = [self._rows[b] for b in keep] + [live for live, _, _ in joining]
         self.stats["rows"] += len(joining)
+        self.stats["rebuilds"] += 1
 
     @torch.inference_mode()
     def _step(self) -> None:
-        """One forward over every live row; finished rows leave the batch."""
-        live = self._live
-        feed = torch.tensor([[row.tokens[-1]] for row in live], dtype=torch.long, device=self.lm.device)
-        self._mask = torch.cat([self._mask, self._mask.new_ones((len(live), 1))], dim=1)
+        """One forward over every row of the batch (finished rows ride along, masked, until the next rebuild)."""
+        if self._room is not None and self._mask.shape[1] >= self._room:
+            self._rebuild()  # out of room: a bigger cache (and finished rows dropped)
+        rows = self._rows
+        feed = torch.tensor([[self.lm.pad_id if row.done else row.tokens[-1]] for row in rows], dtype=torch.long,
+                            device=self.lm.device)
+        self._mask = torch.cat([self._mask, self._mask.new_ones((len(rows), 1))], dim=1)
         started = time.perf_counter()
         hidden = self.lm.forward(feed, self._cache, attention_mask=self._mask,
                                  position_ids=self._positions[:, None])[:, -1]
-        tokens = self._choose(self.lm.logits(hidden), live)
+        live = [b for b, row in enumerate(rows) if not row.done]
+        tokens = self._choose(self.lm.logits(hidden[live]), [rows[b] for b in live])
         self.stats["decode_seconds"] += time.perf_counter() - started
         self.stats["forwards"] += 1
         self.stats["steps"] += 1
         self.stats["row_steps"] += len(live)
+        self.stats["batch_rows"] += len(rows)
         self.stats["generated_tokens"] += len(live)
         self._positions = self._positions + 1
-        keep = []
-        for b, (row, token) in enumerate(zip(live, tokens)):
-            if row.add(token, hidden[b]):
-                self._retire(row, b)
-            else:
-                keep.append(b)
-        if len(keep) < len(live):
-            self._narrow(keep)
+        for b, token in zip(live, tokens):
+            if rows[b].add(token, hidden[b]):
+                self._retire(rows[b], b)
+        done = sum(row.done for row in rows)
+        if done == len(rows):
+            self._rows, self._cache, self._mask, self._positions = [], None, None, None
+        elif done and (done * 3 >= len(rows) or not self.static_cache):
+            self._rebuild()  # drop the finished rows
 
     def _retire(self, live: _Live, batch_index: int | None) -> None:
         """Hand a finished row's result to its request (and keep its KV when asked)."""
+        live.done = True
         if live.row.keep_cache and batch_index is not None and self.store is not None:
+            end = self._mask.shape[1]
             length = len(live.row.ids) + len(live.tokens) - 1  # the last token was never fed
             self.store.add([*live.row.ids, *live.tokens[:-1]],
-                           [(k[batch_index:batch_index + 1, :, -length:].clone(),
-                             v[batch_index:batch_index + 1, :, -length:].clone()) for k, v in _layers(self._cache)])
+                           [(k[batch_index:batch_index + 1, :, end - length:end].clone(),
+                             v[batch_index:batch_index + 1, :, end - length:end].clone())
+                            for k, v in _layers(self._cache)])
         live.request.finish(live.index, live.result())
 
-    def _narrow(self, keep: list[int]) -> None:
-        """Keep only the rows `keep` of the batch; drop cache columns no remaining row uses."""
-        self._live = [self._live[b] for b in keep]
-        if not keep:
-            self._cache = self._mask = self._positions = None
-            return
-        index = torch.tensor(keep, dtype=torch.long, device=self.lm.device)
-        self._cache.batch_select_indices(index)
-        self._mask, self._positions = self._mask[index], self._positions[index]
-        unused = int(self._mask.any(dim=0).long().argmax())  # leading columns that are padding in every row
-        if unused >= self.trim_padding:
-            cache = self.lm.new_cache()
-            for layer_index, (keys, values) in enumerate(_layers(self._cache)):
-                cache.update(keys[:, :, unused:].contiguous(), values[:, :, unused:].contiguous(), layer_index)
-            self._cache, self._mask = cache, self._mask[:, unused:]
-            self.stats["trimmed_columns"] += unused
-
     def _fail_live(self, error: BaseException) -> None:
-        for live in self._live:
-            live.request.fail(error)
-        self._live, self._cache, self._mask, self._positions = [], None, None, None
+        for row in self._rows:
+            row.request.fail(error)
+        self._rows, self._cache, self._mask, self._positions = [], None, None, None
 
     def _fail_all(self, error: BaseException) -> None:
         """Fail what is queued, then what is live (waking its callers last, so a request made after
