@@ -14,12 +14,12 @@ shift || true
 COMMON=(--config configs/demo.yaml --data.limit 100 --trainer.max_steps 10 --progress false "$@")
 run() { local name=$1; shift; echo "== $name: $*"; /usr/bin/time -f "   $name: %e s" python train_free.py "${COMMON[@]}" "$@" --output_dir "$OUT/$name"; }
 run cot --method cot
-run sc --method sc --model.n_samples 4
-run bon_oracle --method bon --model.reward psrm --model.n_samples 10
 run latentseek_psrm --model.reward psrm
-run latentseek_psrm_m4 --model.reward psrm --model.samples_per_step 4 --model.temperature 0.7
 run random_psrm --method random --model.reward psrm
+run bon_oracle --method bon --model.reward psrm --model.n_samples 10
 run latentseek_self --model.reward self --model.verifier_max_new_tokens 48
+run sc --method sc --model.n_samples 4
+run latentseek_psrm_m4 --model.reward psrm --model.samples_per_step 4 --model.temperature 0.7
 run constant --model.reward constant
 python -m lightning_latentseek.report "CoT=$OUT/cot" "SC (N=4)=$OUT/sc" "BoN oracle (PSRM, N=10)=$OUT/bon_oracle" \
     "LatentSeek (PSRM)=$OUT/latentseek_psrm" "LatentSeek (PSRM, M=4, T=0.7)=$OUT/latentseek_psrm_m4" \

@@ -13,8 +13,9 @@ peak resident memory (CPU; peak allocated on a GPU), and whether every problem's
 iteration, TOKEN IDS) and rewards are those of B = 1; a divergence is shown with the top-2 logit gap of the
 token where it starts. Then the engine's tricks are measured at the best B, each against what it replaces:
 continuous admission vs static waves (rows admitted only when the batch is empty, as batched `generate`
-calls would run), and the prefix cache vs prefilling every row whole. The last line is
-`throughput: X.Xx`, the best problems/hour over B = 1.
+calls would run), the prefix cache vs prefilling every row whole, and the static batch cache (positions
+written in place) vs transformers' `DynamicCache` (which concatenates every layer's whole cache at every
+step). The last line is `throughput: X.Xx`, the best problems/hour over B = 1.
 """
 
 from __future__ import annotations

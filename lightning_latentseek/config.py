@@ -128,7 +128,7 @@ class DataConfig:
     start: int = 0
     limit: int | None = None
     on_error: str = "raise"
-    batch_size: int = 1
+    batch_size: int = 16
     arith_steps: int = 2
     arith_seed: int = 0
     arith_size: int = 500

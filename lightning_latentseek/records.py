@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import time
 from pathlib import Path
@@ -15,7 +14,7 @@ from torchmetrics.aggregation import MeanMetric
 from lightning_latentseek.grading import extract_answer, grade, numeric_dataset
 from lightning_latentseek.methods import Outcome
 from lightning_latentseek.problems import Problem
-from lightning_latentseek.report_stats import reward_calls
+from lightning_latentseek.report_stats import reward_calls, wilson_interval
 
 RESULTS = "results.jsonl"
 RUN_CONFIG = "run_config.json"
@@ -169,16 +168,6 @@ def merge(out_dir: Path, order: Iterable[str], config_hash: str, skipped: Iterab
 
 
 # ------------------------------------------------------------------------------------------ summary
-def wilson_interval(successes: float, n: int, z: float = 1.96) -> tuple[float, float]:
-    """95% Wilson score interval of a binomial proportion."""
-    if n == 0:
-        return (0.0, 0.0)
-    p = successes / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return (max(0.0, centre - half), min(1.0, centre + half))
-
-
 def _mean(values: Iterable[float]) -> float | None:
     """Mean through torchmetrics (rank-local: summaries are computed from the merged records)."""
     metric = MeanMetric(sync_on_compute=False)

@@ -18,7 +18,7 @@ def solved(records: Iterable[dict]) -> list[dict]:
 
 
 def wilson_interval(successes: float, n: int, z: float = 1.96) -> tuple[float, float]:
-    """95% Wilson score interval of a binomial proportion (the same formula as records.wilson_interval)."""
+    """95% Wilson score interval of a binomial proportion."""
     if n == 0:
         return (0.0, 0.0)
     p = successes / n

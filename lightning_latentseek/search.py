@@ -9,10 +9,10 @@ before is not judged again (both are deterministic: greedy continuations, seeded
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Sequence
 
-from lightning_latentseek.engine import FrozenLM, Generation, GenerationEngine, Row
+from lightning_latentseek.engine import Generation, GenerationEngine, Row
 from lightning_latentseek.problems import Problem
 from lightning_latentseek.rewards import Reward, RewardResult, judge_many
 

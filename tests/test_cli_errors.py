@@ -71,7 +71,7 @@ def test_missing_data_file(tiny_dir, tmp_path, capsys):
         ("--model.rho", "abc", "error: --model.rho abc: expected a float"),  # the parser's type check
         ("--data.limit", "x", "error: --data.limit x: expected int or null"),
         ("--model.nope", "1", "error: unrecognized arguments: --model.nope 1 (see --help)"),
-        ("--method", "beam", "error: argument --method: invalid choice: 'beam' (choose from 'latentseek', 'cot', "
+        ("--method", "beam", "error: argument --method: invalid choice: 'beam' (choose from 'latentseek', 'random', 'cot', "
                              "'bon', 'sc')"),
     ],
 )
