@@ -338,17 +338,20 @@ def solve_concurrently(problems: list[Problem], solve_one: Callable[[Problem], O
     """Solve up to `batch_size` problems at once, each in a thread of its own (its own fit), their generation
     sharing the engine's batched forwards; a finished problem's slot goes to the next one at once.
 
-    `started`/`finished` run on this (the calling) thread, in the order problems start and end. Ctrl-C or
-    an error in one problem (a bug, not a fault the method handles) cancels the problems in flight (the
-    engine fails their requests), waits until their threads have ended, and is raised again here.
+    `started`/`finished` run on this (the calling) thread, in the order problems start and end. An error in
+    one problem (a bug, not a fault the method handles) stops the admission of new problems; the problems in
+    flight finish and are recorded (finished work is never lost), then the first error is raised here.
+    Ctrl-C cancels the problems in flight at once (the engine fails their requests), waits until their
+    threads have ended, and is raised again here.
     """
     waiting = iter(problems)
     running: dict[Future, tuple[Problem, float]] = {}
     handled = 0
+    error: Exception | None = None
     with ThreadPoolExecutor(max_workers=batch_size, thread_name_prefix="problem") as pool:
 
         def start_next() -> None:
-            problem = next(waiting, None)
+            problem = next(waiting, None) if error is None else None
             if problem is not None:
                 started(problem)
                 running[pool.submit(solve_one, problem)] = (problem, time.perf_counter())
@@ -360,12 +363,18 @@ def solve_concurrently(problems: list[Problem], solve_one: Callable[[Problem], O
                 done, _ = wait(running, timeout=0.25, return_when=FIRST_COMPLETED)
                 for future in sorted(done, key=lambda f: running[f][1]):
                     problem, begun = running.pop(future)
-                    outcome = future.result()
+                    try:
+                        outcome = future.result()
+                    except Exception as exc:  # noqa: BLE001 -- raised below, once the others have finished
+                        error = error or exc
+                        continue
                     finished(problem, outcome, time.perf_counter() - begun)
                     handled += 1
                     if outcome.stop_reason == "out_of_memory" or handled % 50 == 0:
                         release_memory()
                     start_next()
+            if error is not None:
+                raise error
         except BaseException:
             engine.cancel("the run is stopping")
             wait(list(running))

@@ -115,7 +115,8 @@ def test_ctrl_c_two_ranks_then_resume_on_one(tiny_dir, tmp_path):
     data = write_problems(tmp_path / "p.jsonl", ids)
     out = tmp_path / "out"
     env = {k: v for k, v in os.environ.items() if k not in ("LOCAL_RANK", "WORLD_SIZE", "RANK", "MASTER_PORT")}
-    proc = subprocess.Popen([sys.executable, "train_free.py", *cli_args(tiny_dir, data, out, "--trainer.devices", "2")],
+    proc = subprocess.Popen([sys.executable, "train_free.py", *cli_args(tiny_dir, data, out, "--trainer.devices", "2",
+                                                                "--data.batch_size", "1")],
                             cwd=ROOT, env={**env, "OMP_NUM_THREADS": "1"}, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
     rank_files = [out / "results.rank0.jsonl", out / "results.rank1.jsonl"]
