@@ -114,7 +114,7 @@ class DataConfig:
         limit: solve at most this many problems.
         on_error: ``raise`` at a malformed row, or ``skip`` it (it is recorded as skipped).
         batch_size: B, problems solved at once on one device: their generation shares batched forwards.
-        arith_steps: ``arith``: operations per problem (1 to 3).
+        arith_steps: ``arith``: operations per problem (1 to 3; at 1 SmolLM2-135M's CoT scores about 38%).
         arith_seed: ``arith``: the generator's seed.
         arith_size: ``arith``: how many problems to generate (before start/limit).
     """
@@ -129,7 +129,7 @@ class DataConfig:
     limit: int | None = None
     on_error: str = "raise"
     batch_size: int = 16
-    arith_steps: int = 2
+    arith_steps: int = 1
     arith_seed: int = 0
     arith_size: int = 500
 
