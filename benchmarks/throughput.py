@@ -80,7 +80,7 @@ def solve_all(llm, problems, reward_name: str, batch: int, args, trainer_kwargs:
     from lightning_latentseek.methods import SolveContext, latentseek
     from lightning_latentseek.rewards import build_reward
     from lightning_latentseek.search import ProblemSearch
-    from lightning_latentseek.solve import problem_seed, solve_concurrently
+    from lightning_latentseek.solve import problem_seed, release_memory, solve_concurrently
 
     cfg = SeekConfig(llm=args.llm, reward=reward_name, prompt=args.prompt, max_new_tokens=args.max_new_tokens,
                      verifier_max_new_tokens=args.verifier_max_new_tokens, prompt_set="paper")
@@ -101,6 +101,7 @@ def solve_all(llm, problems, reward_name: str, batch: int, args, trainer_kwargs:
 
     outcomes = {}
     ProblemSearch.__init__ = keep
+    release_memory()  # the previous run's freed memory back to the OS: each peak is this run's
     try:
         with PeakMemory(llm.device.type == "cuda") as memory:
             started = time.perf_counter()

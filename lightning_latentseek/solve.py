@@ -7,6 +7,7 @@ merges them in dataset order once every rank has finished.
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import datetime
 import gc
@@ -479,10 +480,15 @@ def skipped_record(error: ProblemDataError) -> dict:
 
 
 def release_memory() -> None:
-    """Resident memory creeps over thousands of Trainers: collect now and then."""
+    """Resident memory creeps over thousands of Trainers and batch caches: collect now and then, and hand
+    the freed heap back to the OS (glibc keeps it otherwise)."""
     gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
 
 
 def quiet_lightning() -> None:

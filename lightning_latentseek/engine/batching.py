@@ -347,15 +347,14 @@ class GenerationEngine:
         if total == 0 or (not keep and not joining):
             self._rows, self._cache, self._mask, self._positions = [], None, None, None
             return
-        parts, masks, positions = [], [], []
+        masks, positions = [], []
         device = self.lm.device
+        old_layers = _layers(self._cache) if keep else []
         if keep:
             index = torch.tensor(keep, dtype=torch.long, device=device)
-            parts.append([(k[index, :, start:length], v[index, :, start:length]) for k, v in _layers(self._cache)])
             masks.append(torch.nn.functional.pad(mask[:, start:], (total - kept_length, 0)))
             positions.append(self._positions[index])
-        for _, layers, n in joining:
-            parts.append(layers)
+        for _, _, n in joining:
             masks.append(torch.nn.functional.pad(torch.ones((1, n), dtype=torch.long, device=device), (total - n, 0)))
             positions.append(torch.tensor([n], dtype=torch.long, device=device))
         if self.static_cache:
@@ -363,10 +362,17 @@ class GenerationEngine:
             cache = StaticCache(config=self.lm.model.config, max_cache_len=self._room)
         else:
             self._room, cache = None, self.lm.new_cache()
-        for layer_index in range(len(parts[0])):
-            keys = torch.cat([_pad_left(p[layer_index][0], total) for p in parts])
-            values = torch.cat([_pad_left(p[layer_index][1], total) for p in parts])
+        for layer_index in range(len(old_layers) or len(joining[0][1])):
+            # one layer at a time: the transient copies are one layer's, not the whole cache's
+            parts = [(k[index, :, start:length], v[index, :, start:length])
+                     for k, v in old_layers[layer_index:layer_index + 1]]
+            parts += [layers[layer_index] for _, layers, _ in joining]
+            keys = torch.cat([_pad_left(k, total) for k, _ in parts])
+            values = torch.cat([_pad_left(v, total) for _, v in parts])
+            del parts
             cache.update(keys, values, layer_index)
+            del keys, values
+        del old_layers
         self._cache, self._mask, self._positions = cache, torch.cat(masks), torch.cat(positions)
         self._rows = [self._rows[b] for b in keep] + [live for live, _, _ in joining]
         self.stats["rows"] += len(joining)
