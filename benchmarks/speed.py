@@ -261,44 +261,6 @@ def ours_latentseek(engine, problem, reward, cfg, trainer_kwargs: dict) -> Run:
     return run
 
 
-def ours_batched(llm, problems, reward_name: str, cfg, trainer_kwargs: dict, batch: int) -> tuple[float, dict]:
-    """All problems through `solve.solve_concurrently`, `batch` at a time, as `train_free.py` runs them:
-    (wall seconds, answers per problem id: token ids per iteration)."""
-    import lightning as L
-
-    from callbacks import RewardThreshold
-    from lightning_latentseek.engine import GenerationEngine
-    from lightning_latentseek.methods import SolveContext, latentseek
-    from lightning_latentseek.rewards import build_reward
-    from lightning_latentseek.search import ProblemSearch
-    from lightning_latentseek.solve import problem_seed, solve_concurrently
-
-    engine = GenerationEngine(llm)
-    reward = build_reward(reward_name, engine=engine, prompt=cfg.prompt, max_new_tokens=cfg.verifier_max_new_tokens,
-                          prompt_set=cfg.prompt_set)
-    searches = {}
-    init = ProblemSearch.__init__
-
-    def keep(self, engine_, problem, *rest, **kw):
-        init(self, engine_, problem, *rest, **kw)
-        searches[problem.id] = self
-
-    def solve_one(problem):
-        ctx = SolveContext(engine, reward, cfg, seed=problem_seed(0, problem), max_steps=trainer_kwargs["max_steps"],
-                           make_trainer=lambda: L.Trainer(**trainer_kwargs, callbacks=[RewardThreshold(cfg.tau)]))
-        return latentseek(problem, ctx)
-
-    ProblemSearch.__init__ = keep
-    try:
-        started = time.perf_counter()
-        solve_concurrently(problems, solve_one, batch, engine, lambda p: None, lambda p, o, s: None)
-        wall = time.perf_counter() - started
-    finally:
-        ProblemSearch.__init__ = init
-        engine.close()
-    return wall, {pid: [it.best.tokens for it in search.history] for pid, search in searches.items()}
-
-
 # ------------------------------------------------------------------------------------------ checking
 def top2_gap(llm, ids: list[int]) -> float:
     with torch.no_grad():
@@ -445,13 +407,13 @@ def main(argv=None) -> None:
         print("  " + entry)
     # ours as train_free.py runs many problems: --data.batch_size at a time, all rows sharing forwards
     from lightning_latentseek.config import DataConfig
+    from throughput import solve_all
 
     batch = args.batch_size or DataConfig().batch_size
     batched_seconds, batched_same = 0.0, 0
     for reward_name in args.rewards:
-        cfg = SeekConfig(llm=args.llm, reward=reward_name, max_new_tokens=args.max_new_tokens, prompt=args.prompt,
-                         verifier_max_new_tokens=args.verifier_max_new_tokens, prompt_set="paper")
-        wall, answers = ours_batched(llm, problems, reward_name, cfg, trainer_kwargs, batch)
+        run = solve_all(llm, problems, reward_name, batch, args, trainer_kwargs)  # as throughput.py measures it
+        wall, answers = run["wall"], run["answers"]  # M = 1: one answer (token ids) per iteration
         batched_seconds += wall
         same = sum(answers[p.id] == reference_answers[(reward_name, p.id)] for p in problems)
         batched_same += same
