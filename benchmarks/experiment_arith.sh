@@ -7,12 +7,19 @@
 # then one report (table with Wilson 95% CIs, accuracy-vs-iteration plot, report.html).
 # Every run resumes exactly: rerun the script to finish an interrupted experiment.
 #   bash benchmarks/experiment_arith.sh [OUT_DIR] [extra train_free.py options...]
+# RUNS="sc constant" bash benchmarks/experiment_arith.sh ... runs only the named runs (and no report), e.g. to
+# run two halves side by side with OMP_NUM_THREADS=1 each.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-runs/experiment_arith}
 shift || true
 COMMON=(--config configs/demo.yaml --data.limit 100 --trainer.max_steps 10 --progress false "$@")
-run() { local name=$1; shift; echo "== $name: $*"; /usr/bin/time -f "   $name: %e s" python train_free.py "${COMMON[@]}" "$@" --output_dir "$OUT/$name"; }
+RUNS=${RUNS:-}
+run() {
+    local name=$1; shift
+    if [[ -n $RUNS && " $RUNS " != *" $name "* ]]; then return; fi
+    echo "== $name: $*"; /usr/bin/time -f "   $name: %e s" python train_free.py "${COMMON[@]}" "$@" --output_dir "$OUT/$name"
+}
 run cot --method cot
 run latentseek_psrm --model.reward psrm
 run random_psrm --method random --model.reward psrm
@@ -21,6 +28,7 @@ run latentseek_self --model.reward self --model.verifier_max_new_tokens 48
 run sc --method sc --model.n_samples 4
 run latentseek_psrm_m4 --model.reward psrm --model.samples_per_step 4 --model.temperature 0.7
 run constant --model.reward constant
+[[ -n $RUNS ]] && exit 0
 python -m lightning_latentseek.report "CoT=$OUT/cot" "SC (N=4)=$OUT/sc" "BoN oracle (PSRM, N=10)=$OUT/bon_oracle" \
     "LatentSeek (PSRM)=$OUT/latentseek_psrm" "LatentSeek (PSRM, M=4, T=0.7)=$OUT/latentseek_psrm_m4" \
     "random control (PSRM)=$OUT/random_psrm" "LatentSeek (self, paper prompts)=$OUT/latentseek_self" \

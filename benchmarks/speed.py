@@ -32,7 +32,6 @@ import logging
 import os
 import sys
 import time
-import warnings
 from collections import defaultdict
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -328,7 +327,6 @@ def main(argv=None) -> None:
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    warnings.filterwarnings("ignore")
     logging.getLogger("transformers").setLevel(logging.ERROR)
 
     from lightning_latentseek.config import SeekConfig

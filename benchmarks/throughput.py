@@ -26,7 +26,6 @@ import os
 import sys
 import threading
 import time
-import warnings
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -193,7 +192,6 @@ def main(argv=None) -> None:
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    warnings.filterwarnings("ignore")
     logging.getLogger("transformers").setLevel(logging.ERROR)
     from lightning_latentseek.engine import load_llm
     from lightning_latentseek.problems import load_problems
