@@ -114,7 +114,7 @@ def plot_accuracy_vs_iteration(runs: list[tuple[str, dict]], path: Path | None =
 
     horizon = max([len(s.get("accuracy_by_iteration") or []) for _, s in runs] + [1])
     with plt.rc_context({"svg.fonttype": "none", "svg.hashsalt": "lightning-latentseek"}):
-        fig, ax = plt.subplots(figsize=(6, 4))
+        fig, ax = plt.subplots(figsize=(8.5, 4))
         for name, summary in runs:
             curve = summary.get("accuracy_by_iteration") or []
             if curve:
@@ -127,7 +127,7 @@ def plot_accuracy_vs_iteration(runs: list[tuple[str, dict]], path: Path | None =
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
-            ax.legend()
+            ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize="small")  # beside the curves
         fig.tight_layout()
         if path is not None:
             fig.savefig(path, dpi=120)
