@@ -180,6 +180,7 @@ def parse_args(argv=None):
     parser.add_argument("--precision", choices=("32", "bf16"), default="32", help="the LLM's dtype")
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--no-ab", action="store_true", help="skip the engine A/B measurements")
+    parser.add_argument("--stats", action="store_true", help="print the engine's counters after each run")
     parser.add_argument("--random-7b", action="store_true", help="GPU: Qwen2.5-7B-sized random model, bf16")
     args = parser.parse_args(argv)
     args.batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
@@ -227,6 +228,9 @@ def main(argv=None) -> None:
                   f"{run['tokens'] / run['wall']:9.1f} {run['peak'] / 2**20:9.0f} {occupancy:15.1f}  "
                   + ("identical" if not diff else f"{len(problems) - len(diff)}/{len(problems)}; " + "; ".join(diff)),
                   flush=True)
+            if args.stats:
+                print("       engine: " + ", ".join(f"{k} {v:.1f}" if isinstance(v, float) else f"{k} {v}"
+                                            for k, v in sorted(run["stats"].items())), flush=True)
     per_hour = {b: len(args.rewards) * len(problems) / sum(r["wall"] for r in results[b].values()) * 3600
                 for b in args.batch_sizes}
     identical = {b: all(not differences(llm, results[args.batch_sizes[0]][r], results[b][r]) for r in args.rewards)

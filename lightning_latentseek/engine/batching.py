@@ -191,7 +191,7 @@ class GenerationEngine:
         self.continuous = continuous
         self.static_cache = static_cache
         self.store = PrefixStore(prefix_cache_tokens) if prefix_cache else None
-        self.stats: Counter = Counter()  # forwards, steps, rows, prefill/generated tokens, row-steps, seconds
+        self.stats: Counter = Counter()  # forwards, steps, rows, rebuilds, prefill/generated tokens, row-steps, seconds
         self._queue: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -333,7 +333,9 @@ class GenerationEngine:
 
         With `static_cache` the new cache is a transformers `StaticCache` with room to grow: decoding then
         writes each new position in place, where a `DynamicCache` concatenates (copies) every layer's whole
-        cache at every step."""
+        cache at every step. Its tensors are allocated once (`early_initialization`) and each row's KV is
+        copied straight into its slice: no padded or concatenated intermediates."""
+        started = time.perf_counter()
         keep = [b for b, row in enumerate(self._rows) if not row.done]
         length = self._mask.shape[1] if self._rows else 0
         if keep:
@@ -359,24 +361,47 @@ class GenerationEngine:
             positions.append(torch.tensor([n], dtype=torch.long, device=device))
         if self.static_cache:
             self._room = total + max(128, total // 4)
-            cache = StaticCache(config=self.lm.model.config, max_cache_len=self._room)
+            cache = self._filled_static_cache(old_layers, keep, start, length, joining, total)
         else:
             self._room, cache = None, self.lm.new_cache()
-        for layer_index in range(len(old_layers) or len(joining[0][1])):
-            # one layer at a time: the transient copies are one layer's, not the whole cache's
-            parts = [(k[index, :, start:length], v[index, :, start:length])
-                     for k, v in old_layers[layer_index:layer_index + 1]]
-            parts += [layers[layer_index] for _, layers, _ in joining]
-            keys = torch.cat([_pad_left(k, total) for k, _ in parts])
-            values = torch.cat([_pad_left(v, total) for _, v in parts])
-            del parts
-            cache.update(keys, values, layer_index)
-            del keys, values
+            for layer_index in range(len(old_layers) or len(joining[0][1])):
+                # one layer at a time: the transient copies are one layer's, not the whole cache's
+                parts = [(k[index, :, start:length], v[index, :, start:length])
+                         for k, v in old_layers[layer_index:layer_index + 1]]
+                parts += [layers[layer_index] for _, layers, _ in joining]
+                keys = torch.cat([_pad_left(k, total) for k, _ in parts])
+                values = torch.cat([_pad_left(v, total) for _, v in parts])
+                del parts
+                cache.update(keys, values, layer_index)
+                del keys, values
         del old_layers
         self._cache, self._mask, self._positions = cache, torch.cat(masks), torch.cat(positions)
         self._rows = [self._rows[b] for b in keep] + [live for live, _, _ in joining]
         self.stats["rows"] += len(joining)
         self.stats["rebuilds"] += 1
+        self.stats["rebuild_seconds"] += time.perf_counter() - started
+
+    def _filled_static_cache(self, old_layers, keep: list[int], start: int, length: int,
+                             joining: list[tuple[_Live, list[tuple[Tensor, Tensor]], int]], total: int) -> StaticCache:
+        """A `StaticCache` of `self._room` positions holding the kept rows (old columns start..length) and
+        the joining rows, all ending at column `total`, which is where decoding writes next."""
+        sample = old_layers[0][0] if old_layers else joining[0][1][0][0]
+        cache = StaticCache(config=self.lm.model.config, max_cache_len=self._room)
+        heads = [(old_layers or joining[0][1])[i][0].shape[1] for i in range(len(cache.layers))]
+        dims = [(old_layers or joining[0][1])[i][0].shape[-1] for i in range(len(cache.layers))]
+        cache.early_initialization(len(keep) + len(joining), heads, dims, sample.dtype, sample.device)
+        kept = length - start
+        for layer_index, layer in enumerate(cache.layers):
+            for slot, b in enumerate(keep):
+                old_keys, old_values = old_layers[layer_index]
+                layer.keys[slot, :, total - kept:total].copy_(old_keys[b, :, start:length])
+                layer.values[slot, :, total - kept:total].copy_(old_values[b, :, start:length])
+            for slot, (_, layers, n) in enumerate(joining, start=len(keep)):
+                keys, values = layers[layer_index]
+                layer.keys[slot, :, total - n:total].copy_(keys[0, :, -n:])
+                layer.values[slot, :, total - n:total].copy_(values[0, :, -n:])
+            layer.cumulative_length.fill_(total)  # the next update (decoding) writes column `total`
+        return cache
 
     @torch.inference_mode()
     def _step(self) -> None:
