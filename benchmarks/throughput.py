@@ -258,9 +258,11 @@ def ab_tests(llm, problems, args, trainer_kwargs: dict, batch: int, measured: di
         same = all(not differences(llm, measured[r], runs[r]) for r in args.rewards)
         prefill = sum(r["stats"].get("prefill_tokens", 0) for r in runs.values())
         ours_prefill = sum(r["stats"].get("prefill_tokens", 0) for r in measured.values())
-        print(f"  {label:<46} {wall:8.1f} s vs {base:8.1f} s: the trick is worth {wall / base:.2f}x"
-              f"  (prefilled tokens {prefill} vs {ours_prefill}; answers {'identical' if same else 'differ'})",
-              flush=True)
+        rebuilds = sum(r["stats"].get("rebuild_seconds", 0.0) for r in runs.values())
+        ours_rebuilds = sum(r["stats"].get("rebuild_seconds", 0.0) for r in measured.values())
+        print(f"  {label:<48} {wall:8.1f} s vs {base:8.1f} s: the trick is worth {wall / base:.2f}x"
+              f"  (prefilled tokens {prefill} vs {ours_prefill}; rebuilding {rebuilds:.1f} s vs {ours_rebuilds:.1f} s;"
+              f" answers {'identical' if same else 'differ'})", flush=True)
 
 
 if __name__ == "__main__":

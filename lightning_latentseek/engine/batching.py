@@ -10,8 +10,10 @@ the row's sampler), and lets finished rows leave, so a finished problem's place 
 one's rows at once. A row's tokens are those it would get alone, up to the float noise of batched
 arithmetic flipping a near-tie.
 
-The batch's KV cache is a transformers `StaticCache` with room to grow, filled and rebuilt through its
-public `update` (rows joining, finished rows dropped, more room); a row's own prefill uses a `DynamicCache`.
+The batch's KV cache is a transformers `StaticCache` with room to grow (a row's own prefill uses a
+`DynamicCache`). It is rebuilt when rows join, when finished rows are dropped and when it needs more room:
+a new cache allocated with `early_initialization`, rows' KV copied straight into its layers' `keys`/`values`,
+each layer's `cumulative_length` set to the next column decoding writes.
 """
 
 from __future__ import annotations
