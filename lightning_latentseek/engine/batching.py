@@ -363,9 +363,12 @@ class GenerationEngine:
             positions.append(torch.tensor([n], dtype=torch.long, device=device))
         if self.static_cache:
             self._room = total + max(128, total // 4)
-            cache = self._filled_static_cache(old_layers, keep, start, length, joining, total)
+            cache = StaticCache(config=self.lm.model.config, max_cache_len=self._room)
         else:
             self._room, cache = None, self.lm.new_cache()
+        if self.static_cache and not any(getattr(layer, "is_sliding", False) for layer in cache.layers):
+            self._fill_static_cache(cache, old_layers, keep, start, length, joining, total)
+        else:  # a DynamicCache, or sliding-window layers (their own write logic): through `update`
             for layer_index in range(len(old_layers) or len(joining[0][1])):
                 # one layer at a time: the transient copies are one layer's, not the whole cache's
                 parts = [(k[index, :, start:length], v[index, :, start:length])
@@ -383,12 +386,12 @@ class GenerationEngine:
         self.stats["rebuilds"] += 1
         self.stats["rebuild_seconds"] += time.perf_counter() - started
 
-    def _filled_static_cache(self, old_layers, keep: list[int], start: int, length: int,
-                             joining: list[tuple[_Live, list[tuple[Tensor, Tensor]], int]], total: int) -> StaticCache:
-        """A `StaticCache` of `self._room` positions holding the kept rows (old columns start..length) and
-        the joining rows, all ending at column `total`, which is where decoding writes next."""
+    @staticmethod
+    def _fill_static_cache(cache: StaticCache, old_layers, keep: list[int], start: int, length: int,
+                           joining: list[tuple[_Live, list[tuple[Tensor, Tensor]], int]], total: int) -> None:
+        """Fill a new `StaticCache` with the kept rows (old columns start..length) and the joining rows, all
+        ending at column `total`, which is where decoding writes next."""
         sample = old_layers[0][0] if old_layers else joining[0][1][0][0]
-        cache = StaticCache(config=self.lm.model.config, max_cache_len=self._room)
         heads = [(old_layers or joining[0][1])[i][0].shape[1] for i in range(len(cache.layers))]
         dims = [(old_layers or joining[0][1])[i][0].shape[-1] for i in range(len(cache.layers))]
         cache.early_initialization(len(keep) + len(joining), heads, dims, sample.dtype, sample.device)
@@ -403,7 +406,6 @@ class GenerationEngine:
                 layer.keys[slot, :, total - n:total].copy_(keys[0, :, -n:])
                 layer.values[slot, :, total - n:total].copy_(values[0, :, -n:])
             layer.cumulative_length.fill_(total)  # the next update (decoding) writes column `total`
-        return cache
 
     @torch.inference_mode()
     def _step(self) -> None:
