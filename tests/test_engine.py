@@ -190,3 +190,47 @@ def test_padding_no_row_uses_is_dropped(llm):
         assert engine.stats["trimmed_columns"] >= len(long) - len(short)
     finally:
         engine.close()
+
+
+def sliding_llm(window: int):
+    from transformers import MistralConfig, MistralForCausalLM
+
+    from lightning_latentseek.engine import FrozenLM
+    from tiny import tiny_tokenizer
+
+    torch.manual_seed(0)
+    config = MistralConfig(vocab_size=259, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                           num_attention_heads=4, num_key_value_heads=2, sliding_window=window, bos_token_id=256,
+                           eos_token_id=257, pad_token_id=258, attn_implementation="sdpa", initializer_range=0.3)
+    return FrozenLM(MistralForCausalLM(config), tiny_tokenizer(), name=f"mistral-window-{window}")
+
+
+def test_sliding_window_models_are_served_within_their_window_and_refused_beyond():
+    from lightning_latentseek.engine import SequenceTooLong
+
+    wide = sliding_llm(512)  # the window covers every sequence here: plain causal attention
+    assert wide.sliding_window == 512
+    engine = GenerationEngine(wide)
+    try:
+        rows = prompts(wide, 3)
+        results = engine.generate([Row(ids, 6, frozenset()) for ids in rows])
+        assert [r.tokens for r in results] == [full_forward_greedy(wide, ids, 6, frozenset())[0] for ids in rows]
+    finally:
+        engine.close()
+    narrow = sliding_llm(40)
+    engine = GenerationEngine(narrow)
+    try:
+        short, long = prompts(narrow, 2)
+        assert len(short) < 40 < len(long)
+        with pytest.raises(SequenceTooLong, match="sliding window of 40 tokens.*reached 40"):
+            engine.generate([Row(short, 12, frozenset())])  # fits at first, outgrows the window while decoding
+        with pytest.raises(SequenceTooLong, match=f"reached {len(long)}"):
+            engine.generate([Row(long, 2, frozenset())])  # its prompt alone is longer than the window
+        # the engine goes on serving rows that stay inside the window
+        assert engine.generate([Row(short, 3, frozenset())])[0].tokens == full_forward_greedy(narrow, short, 3, frozenset())[0]
+    finally:
+        engine.close()
+
+
+def test_models_without_sliding_layers_have_no_window(llm):
+    assert llm.sliding_window is None

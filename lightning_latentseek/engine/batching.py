@@ -30,6 +30,7 @@ from torch import Tensor
 from transformers import StaticCache
 
 from lightning_latentseek.engine.lm import FrozenLM
+from lightning_latentseek.errors import UserError
 
 Sampler = Callable[[Tensor, Sequence[int]], int]  # (float32 logits (V,), context + tokens so far) -> next token
 
@@ -60,6 +61,10 @@ class Generation:
     tokens: list[int]
     hit_cap: bool  # it stopped at max_new_tokens (not at a stop token or its own stop rule)
     hidden: Tensor | None = None  # (len(tokens), H) for keep_hidden rows, in the LLM's dtype
+
+
+class SequenceTooLong(UserError, ValueError):
+    """A row would outgrow the model's sliding attention window, which the engine does not implement."""
 
 
 class EngineClosed(RuntimeError):
@@ -212,6 +217,7 @@ class GenerationEngine:
         request = _Request(list(rows))
         if not request.rows:
             return []
+
         with self._lock:
             if self._failure is not None:
                 raise EngineClosed(str(self._failure)) from self._failure
@@ -221,7 +227,7 @@ class GenerationEngine:
             self._queue.put(request)
         request.done.wait()
         if request.error is not None:
-            if isinstance(request.error, (EngineClosed, torch.OutOfMemoryError)):
+            if isinstance(request.error, (EngineClosed, SequenceTooLong, torch.OutOfMemoryError)):
                 raise request.error
             raise RuntimeError(f"generation failed: {request.error!r}") from request.error
         return request.results  # type: ignore[return-value]
@@ -286,6 +292,8 @@ class GenerationEngine:
                 continue
             for index, row in enumerate(request.rows):
                 live = _Live(row, request, index)
+                if self._outgrows_window(live):
+                    break
                 if row.max_new_tokens <= 0:
                     request.finish(index, Generation([], True, self._empty_hidden() if row.keep_hidden else None))
                     continue
@@ -297,6 +305,19 @@ class GenerationEngine:
                     joining.append((live, layers, len(row.ids)))
         if joining:
             self._rebuild(joining)
+
+    def _outgrows_window(self, live: _Live) -> bool:
+        """Fail the row's request when its sequence reaches the model's sliding attention window: the caches
+        and the prefix store hold whole sequences, which is right only within the window."""
+        window = self.lm.sliding_window
+        length = len(live.row.ids) + len(live.tokens)
+        if window is None or length < window:
+            return False
+        live.request.fail(SequenceTooLong(
+            f"{self.lm.name} attends through a sliding window of {window} tokens, and the generation engine serves "
+            f"only sequences within it (one reached {length}): lower --model.max_new_tokens / "
+            f"--model.verifier_max_new_tokens, or use a model without sliding-window attention"))
+        return True
 
     def _empty_hidden(self) -> Tensor:
         return torch.zeros((0, self.lm.hidden_size), dtype=self.lm.dtype, device=self.lm.device)
@@ -431,6 +452,8 @@ class GenerationEngine:
         for b, token in zip(live, tokens):
             if rows[b].add(token, hidden[b]):
                 self._retire(rows[b], b)
+            elif self._outgrows_window(rows[b]):
+                rows[b].done = True
         done = sum(row.done for row in rows)
         if done == len(rows):
             self._rows, self._cache, self._mask, self._positions = [], None, None, None

@@ -43,6 +43,10 @@ class FrozenLM:
         self.cot_stop_ids = frozenset({self.eos_id, *self._single_token_ids(ORIGINAL_STOP_WORDS)})
         self.continuation_stop_ids = frozenset({self.eos_id})
         self.generation_stop_ids = frozenset({self.eos_id, *(i for i in configured if i is not None)})
+        # Sliding-window attention: the engine's caches and prefix store hold whole sequences, so it serves
+        # only sequences within the window (`GenerationEngine.generate` checks). None: no sliding layers.
+        sliding = any(getattr(layer, "is_sliding", False) for layer in DynamicCache(config=model.config).layers)
+        self.sliding_window = int(getattr(model.config, "sliding_window", 0) or 0) if sliding else None
         pad = tokenizer.pad_token_id
         self.pad_id = pad if pad is not None else self.eos_id
         self._special_texts = tuple(t for t in tokenizer.all_special_tokens if t) + tuple(
