@@ -217,7 +217,6 @@ class GenerationEngine:
         request = _Request(list(rows))
         if not request.rows:
             return []
-
         with self._lock:
             if self._failure is not None:
                 raise EngineClosed(str(self._failure)) from self._failure
@@ -303,6 +302,7 @@ class GenerationEngine:
                     self._retire(live, None)
                 else:
                     joining.append((live, layers, len(row.ids)))
+        joining = [entry for entry in joining if entry[0].request.error is None]  # a failed request's rows stay out
         if joining:
             self._rebuild(joining)
 
@@ -387,7 +387,7 @@ class GenerationEngine:
             cache = StaticCache(config=self.lm.model.config, max_cache_len=self._room)
         else:
             self._room, cache = None, self.lm.new_cache()
-        if self.static_cache and not any(getattr(layer, "is_sliding", False) for layer in cache.layers):
+        if self.static_cache and self.lm.sliding_window is None:
             self._fill_static_cache(cache, old_layers, keep, start, length, joining, total)
         else:  # a DynamicCache, or sliding-window layers (their own write logic): through `update`
             for layer_index in range(len(old_layers) or len(joining[0][1])):
@@ -412,14 +412,14 @@ class GenerationEngine:
                            joining: list[tuple[_Live, list[tuple[Tensor, Tensor]], int]], total: int) -> None:
         """Fill a new `StaticCache` with the kept rows (old columns start..length) and the joining rows, all
         ending at column `total`, which is where decoding writes next."""
-        sample = old_layers[0][0] if old_layers else joining[0][1][0][0]
-        heads = [(old_layers or joining[0][1])[i][0].shape[1] for i in range(len(cache.layers))]
-        dims = [(old_layers or joining[0][1])[i][0].shape[-1] for i in range(len(cache.layers))]
-        cache.early_initialization(len(keep) + len(joining), heads, dims, sample.dtype, sample.device)
+        shapes = [keys.shape for keys, _ in (old_layers or joining[0][1])]  # per layer: (rows, heads, length, dim)
+        sample = (old_layers or joining[0][1])[0][0]
+        cache.early_initialization(len(keep) + len(joining), [shape[1] for shape in shapes],
+                                   [shape[-1] for shape in shapes], sample.dtype, sample.device)
         kept = length - start
         for layer_index, layer in enumerate(cache.layers):
+            old_keys, old_values = old_layers[layer_index] if old_layers else (None, None)
             for slot, b in enumerate(keep):
-                old_keys, old_values = old_layers[layer_index]
                 layer.keys[slot, :, total - kept:total].copy_(old_keys[b, :, start:length])
                 layer.values[slot, :, total - kept:total].copy_(old_values[b, :, start:length])
             for slot, (_, layers, n) in enumerate(joining, start=len(keep)):

@@ -44,7 +44,7 @@ class FrozenLM:
         self.continuation_stop_ids = frozenset({self.eos_id})
         self.generation_stop_ids = frozenset({self.eos_id, *(i for i in configured if i is not None)})
         # Sliding-window attention: the engine's caches and prefix store hold whole sequences, so it serves
-        # only sequences within the window (`GenerationEngine.generate` checks). None: no sliding layers.
+        # only sequences within the window (the engine fails a row that reaches it). None: no sliding layers.
         sliding = any(getattr(layer, "is_sliding", False) for layer in DynamicCache(config=model.config).layers)
         self.sliding_window = int(getattr(model.config, "sliding_window", 0) or 0) if sliding else None
         pad = tokenizer.pad_token_id
