@@ -234,3 +234,33 @@ def test_sliding_window_models_are_served_within_their_window_and_refused_beyond
 
 def test_models_without_sliding_layers_have_no_window(llm):
     assert llm.sliding_window is None
+
+
+def test_rows_joining_and_leaving_at_every_step_keep_their_tokens(llm, monkeypatch):
+    """Rows of different lengths and caps arrive while others decode, with so little room in the batch cache
+    that rows are moved, moved left at its edge and copied into new buffers: each row's tokens are still
+    those of a full re-forward."""
+    from lightning_latentseek.engine.batch_cache import BatchCache
+
+    monkeypatch.setattr(BatchCache, "min_room", 1)
+    rows = prompts(llm, 8)
+    caps = [3, 31, 7, 24, 2, 17, 40, 11]
+    expected = [full_forward_greedy(llm, ids, cap, frozenset())[0] for ids, cap in zip(rows, caps)]
+    engine = GenerationEngine(llm)
+    got: dict[int, list[int]] = {}
+
+    def call(i):
+        for _ in range(i % 3):  # arrive at different steps
+            engine.generate([Row(rows[0], 2, frozenset())])
+        got[i] = engine.generate([Row(rows[i], caps[i], frozenset())])[0].tokens
+
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(8)]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert [got[i] for i in range(8)] == expected
+        assert engine.stats["rebuilds"] >= 8 and engine.stats["allocations"] >= 2 and engine.stats["moved_rows"] >= 1
+    finally:
+        engine.close()

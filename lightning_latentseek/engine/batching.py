@@ -10,10 +10,10 @@ the row's sampler), and lets finished rows leave, so a finished problem's place 
 one's rows at once. A row's tokens are those it would get alone, up to the float noise of batched
 arithmetic flipping a near-tie.
 
-The batch's KV cache is a transformers `StaticCache` with room to grow (a row's own prefill uses a
-`DynamicCache`). It is rebuilt when rows join, when finished rows are dropped and when it needs more room:
-a new cache allocated with `early_initialization`, rows' KV copied straight into its layers' `keys`/`values`,
-each layer's `cumulative_length` set to the next column decoding writes.
+The batch's KV cache is a `BatchCache` (a transformers `Cache` of our own layers; a row's own prefill
+uses a `DynamicCache`): buffers that outlive the batch, where decoding writes each position in place. The
+batch is rearranged when rows join, when finished rows are dropped and when decoding reaches the buffers'
+edge; rows that stay are moved only when they must be.
 """
 
 from __future__ import annotations
@@ -27,8 +27,7 @@ from typing import Callable, Sequence
 
 import torch
 from torch import Tensor
-from transformers import StaticCache
-
+from lightning_latentseek.engine.batch_cache import BatchCache
 from lightning_latentseek.engine.lm import FrozenLM
 from lightning_latentseek.errors import UserError
 
@@ -188,7 +187,7 @@ class GenerationEngine:
         prefix_cache_tokens: how many tokens of KV the store keeps.
         continuous: admit arriving rows at every step (continuous batching); False admits them only when the
             batch is empty (static "waves", as repeated `generate` calls would batch them: a benchmark baseline).
-        static_cache: decode into a `StaticCache` with room to grow (positions written in place); False uses a
+        static_cache: decode into a `BatchCache` (positions written in place, buffers reused); False uses a
             `DynamicCache`, which copies the whole cache at every step (a benchmark baseline).
     """
 
@@ -206,7 +205,7 @@ class GenerationEngine:
         # the batch: its rows (finished ones wait, masked, for the next rebuild), their left-padded cache,
         # attention mask (B, L) and next positions (B,)
         self._rows: list[_Live] = []
-        self._room: int | None = None  # positions the static cache holds
+        self._batch_cache: BatchCache | None = None  # static_cache: the batch's buffers, kept between batches
         self._cache = None
         self._mask: Tensor | None = None
         self._positions: Tensor | None = None
@@ -351,15 +350,14 @@ class GenerationEngine:
         return sum(not row.done for row in self._rows)
 
     def _rebuild(self, joining: list[tuple[_Live, list[tuple[Tensor, Tensor]], int]] = ()) -> None:
-        """A new batch cache: the unfinished rows of the old one and the `joining` prefilled rows, each
-        left-padded to the longest; leading columns no row uses are dropped. One copy of the live KV.
+        """The new batch: the unfinished rows of the old one and the `joining` prefilled rows, each left-padded
+        to the longest; leading columns no row uses are dropped.
 
-        With `static_cache` the new cache is a transformers `StaticCache` with room to grow: decoding then
-        writes each new position in place, where a `DynamicCache` concatenates (copies) every layer's whole
-        cache at every step. Its tensors are allocated once (`early_initialization`) and each row's KV is
-        copied straight into its slice: no padded or concatenated intermediates."""
+        With `static_cache` the batch lives in a `BatchCache`, whose buffers outlive rebuilds: rows are moved
+        within them, decoding writes each new position in place, and only a batch that outgrows them gets
+        new ones. Without it, a transformers `DynamicCache` (every layer's cache concatenated at every step)."""
         started = time.perf_counter()
-        keep = [b for b, row in enumerate(self._rows) if not row.done]
+        keep = self._compaction()
         length = self._mask.shape[1] if self._rows else 0
         if keep:
             mask = self._mask[keep]
@@ -370,11 +368,10 @@ class GenerationEngine:
         kept_length = length - start
         total = max([kept_length] + [n for _, _, n in joining])
         if total == 0 or (not keep and not joining):
-            self._rows, self._cache, self._mask, self._positions = [], None, None, None
+            self._clear_batch()
             return
         masks, positions = [], []
         device = self.lm.device
-        old_layers = _layers(self._cache) if keep else []
         if keep:
             index = torch.tensor(keep, dtype=torch.long, device=device)
             masks.append(torch.nn.functional.pad(mask[:, start:], (total - kept_length, 0)))
@@ -383,13 +380,18 @@ class GenerationEngine:
             masks.append(torch.nn.functional.pad(torch.ones((1, n), dtype=torch.long, device=device), (total - n, 0)))
             positions.append(torch.tensor([n], dtype=torch.long, device=device))
         if self.static_cache:
-            self._room = total + max(128, total // 4)
-            cache = StaticCache(config=self.lm.model.config, max_cache_len=self._room)
+            if self._batch_cache is None:
+                self._batch_cache = BatchCache(len(joining[0][1]) if joining else len(self._cache.layers))
+            cache = self._batch_cache
+            if not self._rows:
+                cache.clear()
+            allocations, moved = cache.allocations, cache.moved_rows
+            cache.arrange(keep, start, [layers for _, layers, _ in joining])
+            self.stats["allocations"] += cache.allocations - allocations
+            self.stats["moved_rows"] += cache.moved_rows - moved
         else:
-            self._room, cache = None, self.lm.new_cache()
-        if self.static_cache and self.lm.sliding_window is None:
-            self._fill_static_cache(cache, old_layers, keep, start, length, joining, total)
-        else:  # a DynamicCache, or sliding-window layers (their own write logic): through `update`
+            cache = self.lm.new_cache()
+            old_layers = _layers(self._cache) if keep else []
             for layer_index in range(len(old_layers) or len(joining[0][1])):
                 # one layer at a time: the transient copies are one layer's, not the whole cache's
                 parts = [(k[index, :, start:length], v[index, :, start:length])
@@ -400,39 +402,32 @@ class GenerationEngine:
                 del parts
                 cache.update(keys, values, layer_index)
                 del keys, values
-        del old_layers
+            del old_layers
         self._cache, self._mask, self._positions = cache, torch.cat(masks), torch.cat(positions)
         self._rows = [self._rows[b] for b in keep] + [live for live, _, _ in joining]
         self.stats["rows"] += len(joining)
         self.stats["rebuilds"] += 1
         self.stats["rebuild_seconds"] += time.perf_counter() - started
 
-    @staticmethod
-    def _fill_static_cache(cache: StaticCache, old_layers, keep: list[int], start: int, length: int,
-                           joining: list[tuple[_Live, list[tuple[Tensor, Tensor]], int]], total: int) -> None:
-        """Fill a new `StaticCache` with the kept rows (old columns start..length) and the joining rows, all
-        ending at column `total`, which is where decoding writes next."""
-        shapes = [keys.shape for keys, _ in (old_layers or joining[0][1])]  # per layer: (rows, heads, length, dim)
-        sample = (old_layers or joining[0][1])[0][0]
-        cache.early_initialization(len(keep) + len(joining), [shape[1] for shape in shapes],
-                                   [shape[-1] for shape in shapes], sample.dtype, sample.device)
-        kept = length - start
-        for layer_index, layer in enumerate(cache.layers):
-            old_keys, old_values = old_layers[layer_index] if old_layers else (None, None)
-            for slot, b in enumerate(keep):
-                layer.keys[slot, :, total - kept:total].copy_(old_keys[b, :, start:length])
-                layer.values[slot, :, total - kept:total].copy_(old_values[b, :, start:length])
-            for slot, (_, layers, n) in enumerate(joining, start=len(keep)):
-                keys, values = layers[layer_index]
-                layer.keys[slot, :, total - n:total].copy_(keys[0, :, -n:])
-                layer.values[slot, :, total - n:total].copy_(values[0, :, -n:])
-            layer.cumulative_length.fill_(total)  # the next update (decoding) writes column `total`
+    def _compaction(self) -> list[int]:
+        """The unfinished rows' old slots, in their new order: a row stays in its slot unless that slot is beyond
+        the new batch, in which case it fills the slot of a finished row (the fewest rows moved)."""
+        keep = [b for b, row in enumerate(self._rows) if not row.done]
+        order = [b for b in keep if b < len(keep)]
+        holes = [slot for slot in range(len(keep)) if self._rows[slot].done]
+        for hole, row in zip(holes, (b for b in keep if b >= len(keep))):
+            order.insert(hole, row)
+        return order
+
+    def _clear_batch(self) -> None:
+        """No rows left (the batch cache keeps its buffers for the next batch)."""
+        self._rows, self._cache, self._mask, self._positions = [], None, None, None
 
     @torch.inference_mode()
     def _step(self) -> None:
         """One forward over every row of the batch (finished rows ride along, masked, until the next rebuild)."""
-        if self._room is not None and self._mask.shape[1] >= self._room:
-            self._rebuild()  # out of room: a bigger cache (and finished rows dropped)
+        if self.static_cache and self._cache.full():
+            self._rebuild()  # out of room: rows moved left or into bigger buffers (and finished rows dropped)
         rows = self._rows
         feed = torch.tensor([[self.lm.pad_id if row.done else row.tokens[-1]] for row in rows], dtype=torch.long,
                             device=self.lm.device)
@@ -456,7 +451,7 @@ class GenerationEngine:
                 rows[b].done = True
         done = sum(row.done for row in rows)
         if done == len(rows):
-            self._rows, self._cache, self._mask, self._positions = [], None, None, None
+            self._clear_batch()
         elif done and (done * 3 >= len(rows) or not self.static_cache):
             self._rebuild()  # drop the finished rows
 
@@ -475,7 +470,8 @@ class GenerationEngine:
     def _fail_live(self, error: BaseException) -> None:
         for row in self._rows:
             row.request.fail(error)
-        self._rows, self._cache, self._mask, self._positions = [], None, None, None
+        self._clear_batch()
+        self._batch_cache = None  # out of memory, say: let the buffers go
 
     def _fail_all(self, error: BaseException) -> None:
         """Fail what is queued, then what is live (waking its callers last, so a request made after
