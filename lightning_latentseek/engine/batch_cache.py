@@ -107,10 +107,10 @@ class BatchCache(Cache):
             step = 2 * self.min_room  # capacity in whole steps (256 columns)
             capacity = max(capacity, -(-(total + 2 * self.room(total)) // step) * step)
             end = total
-        elif total <= layer0.end and layer0.end + self.room(total) <= capacity:
-            end = layer0.end  # the columns stay where they are
+        elif keep and total <= layer0.end and layer0.end + self.room(total) <= capacity:
+            end = layer0.end  # the rows that stay keep their columns
         else:
-            end = total  # to the left edge
+            end = total  # to the left edge (always for a batch of joining rows only)
         for index, layer in enumerate(self.layers):
             old_keys, old_values = layer.key_buffer, layer.value_buffer
             if new_buffers:
@@ -135,10 +135,3 @@ class BatchCache(Cache):
             layer.rows, layer.begin, layer.end = rows, end - total, end
             layer.view()
         self.allocations += new_buffers
-
-    def clear(self) -> None:
-        """An empty batch (the buffers stay for the next one)."""
-        for layer in self.layers:
-            layer.rows = layer.begin = layer.end = 0
-            if layer.key_buffer is not None:
-                layer.view()

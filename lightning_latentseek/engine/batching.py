@@ -380,11 +380,9 @@ class GenerationEngine:
             masks.append(torch.nn.functional.pad(torch.ones((1, n), dtype=torch.long, device=device), (total - n, 0)))
             positions.append(torch.tensor([n], dtype=torch.long, device=device))
         if self.static_cache:
-            if self._batch_cache is None:
-                self._batch_cache = BatchCache(len(joining[0][1]) if joining else len(self._cache.layers))
+            if self._batch_cache is None:  # the first batch (a batch with no rows yet always has joining rows)
+                self._batch_cache = BatchCache(len(joining[0][1]))
             cache = self._batch_cache
-            if not self._rows:
-                cache.clear()
             allocations, moved = cache.allocations, cache.moved_rows
             cache.arrange(keep, start, [layers for _, layers, _ in joining])
             self.stats["allocations"] += cache.allocations - allocations
