@@ -39,7 +39,8 @@ def engine(llm):
     eng.close()
 
 
-def test_batched_rows_match_full_reforward_and_keep_the_latents(llm, engine):
+def test_batched_rows_match_full_reforward_and_keep_the_latents(llm):
+    engine = GenerationEngine(llm, draft_tokens=0)  # one token per row and step: the step count below
     rows = prompts(llm, 4)
     caps = [5, 17, 9, 12]
     results = engine.generate([Row(ids, cap, llm.cot_stop_ids, keep_hidden=True) for ids, cap in zip(rows, caps)])
@@ -51,9 +52,11 @@ def test_batched_rows_match_full_reforward_and_keep_the_latents(llm, engine):
     assert engine.stats["rows"] == 4
     # every row's first token comes from its prefill, the rest from shared steps
     assert engine.stats["steps"] == max(len(r.tokens) for r in results) - 1
+    engine.close()
 
 
-def test_rows_from_many_threads_share_forwards(llm, engine):
+def test_rows_from_many_threads_share_forwards(llm):
+    engine = GenerationEngine(llm, draft_tokens=0)
     rows = prompts(llm, 6)
     expected = [full_forward_greedy(llm, ids, 20, frozenset())[0] for ids in rows]
     got: dict[int, list[int]] = {}
@@ -71,6 +74,99 @@ def test_rows_from_many_threads_share_forwards(llm, engine):
     assert [got[i] for i in range(6)] == expected
     assert engine.stats["steps"] < 6 * 19  # shared forwards: far fewer steps than rows x tokens
     assert engine.stats["row_steps"] == 6 * 19
+    engine.close()
+
+
+def live_row(ids):
+    from lightning_latentseek.engine.batching import _Live, _Request
+
+    row = Row(ids, 10, frozenset())
+    return _Live(row, _Request([row]), 0)
+
+
+def test_a_draft_is_what_followed_the_latest_earlier_occurrence_of_the_last_tokens():
+    assert live_row([5, 6, 7, 8, 9, 5, 6, 7]).draft(3) == [8, 9, 5]  # the last 3 tokens occurred at 0..2
+    assert live_row([1, 2, 3, 4, 2, 3, 9, 2, 3]).draft(2) == [9, 2]  # (9, 2, 3) is new: the latest (2, 3)
+    assert live_row([4, 7, 1, 4]).draft(5) == [7, 1, 4]  # only the last token occurred before
+    assert live_row([4, 7, 1, 8]).draft(5) == []  # nothing to copy
+    assert live_row([5, 6, 7, 8, 5, 6, 7]).draft(0) == []
+    live = live_row([1, 2, 3, 1, 2])
+    assert live.draft(2) == [3, 1]
+    live.add(3, None)
+    assert live.draft(3) == [1, 2, 3]  # the index grows with the row
+
+
+@pytest.mark.parametrize("cache", ["batch", "dynamic"])
+def test_drafted_tokens_are_checked_in_one_forward_and_change_no_token(llm, cache, monkeypatch):
+    """Drafts that are right are kept, a wrong one ends the step: fewer forwards, the tokens and latents of a
+    full re-forward. Random tiny models rarely repeat themselves, so the drafts here come from an oracle that
+    knows the true tokens and spoils the last one of every other draft; a sampling row rides along."""
+    from lightning_latentseek.engine.batching import _Live
+
+    rows = prompts(llm, 3)
+    caps = [30, 12, 25]
+    truth = {tuple(ids): full_forward_greedy(llm, ids, cap, frozenset()) for ids, cap in zip(rows, caps)}
+
+    def oracle(self, k):
+        future = list(truth[tuple(self.row.ids)][0][len(self.tokens):len(self.tokens) + k])
+        if future and len(self.tokens) % 2:
+            future[-1] = (future[-1] + 1) % 256
+        return future
+
+    monkeypatch.setattr(_Live, "draft", oracle)
+    engine = GenerationEngine(llm, static_cache=cache == "batch", draft_tokens=4)
+    try:
+        results = engine.generate([Row(ids, cap, frozenset(), keep_hidden=True) for ids, cap in zip(rows, caps)])
+        for ids, result in zip(rows, results):
+            tokens, states = truth[tuple(ids)]
+            assert result.tokens == tokens
+            torch.testing.assert_close(result.hidden, states, atol=1e-4, rtol=1e-4)
+        assert engine.stats["generated_tokens"] == sum(caps) - len(caps)  # the first tokens come from prefills
+        assert engine.stats["accepted_tokens"] >= 20
+        assert engine.stats["steps"] <= 12  # the 30-token row alone needs 29 steps without drafts
+        assert engine.stats["masked_columns"] > 0  # spoiled drafts and shorter drafts' padding
+        alone = GenerationEngine(llm).generate([Row(rows[0], 15, frozenset(), sampler=TemperatureSampler(1.0, seed=7))])
+        together = engine.generate([Row(rows[1], 12, frozenset()),
+                                    Row(rows[0], 15, frozenset(), sampler=TemperatureSampler(1.0, seed=7))])
+        assert together[0].tokens == truth[tuple(rows[1])][0]
+        assert together[1].tokens == alone[0].tokens  # a sampling row never drafts
+    finally:
+        engine.close()
+
+
+def test_the_kept_sequence_of_a_drafting_row_skips_its_masked_columns(llm):
+    """A row that finished among rejected drafts keeps exactly its own sequence's KV for later rows."""
+    rows = [ids + ids for ids in prompts(llm, 2)]
+    engine = GenerationEngine(llm, draft_tokens=4)
+    try:
+        first = engine.generate([Row(rows[0], 14, frozenset(), keep_cache=True), Row(rows[1], 20, frozenset())])
+        assert engine.stats["masked_columns"] > 0
+        before = engine.stats["prefill_tokens"]
+        follow = rows[0] + first[0].tokens + [50, 51]
+        result = engine.generate([Row(follow, 6, frozenset())])[0]
+        assert engine.stats["prefill_tokens"] - before == 3  # the kept prompt + 13 tokens, then 3 new ones
+        assert result.tokens == full_forward_greedy(llm, follow, 6, frozenset())[0]
+    finally:
+        engine.close()
+
+
+def test_masked_multi_token_attention_keeps_grouped_heads_and_gives_sdpa_results(llm):
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    from lightning_latentseek.engine.attention import GQA_SDPA, gqa_sdpa
+
+    assert llm.model.config._attn_implementation == GQA_SDPA
+    module = llm.body.layers[0].self_attn
+    assert module.num_key_value_groups == 2
+    torch.manual_seed(0)
+    query, key, value = torch.randn(3, 4, 5, 8), torch.randn(3, 2, 9, 8), torch.randn(3, 2, 9, 8)
+    mask = torch.ones(3, 1, 5, 9, dtype=torch.bool).tril(diagonal=4)
+    mask[1, :, :, :3] = False  # a padded row
+    mask[2, :, :, 5] = False  # a hole (a rejected draft)
+    ours, _ = gqa_sdpa(module, query, key, value, mask, scaling=0.3)
+    theirs, _ = sdpa_attention_forward(module, query, key, value, mask, scaling=0.3)
+    assert ours.shape == (3, 5, 4, 8)
+    torch.testing.assert_close(ours, theirs)
 
 
 def test_prefix_store_prefills_only_what_is_new(llm, engine):

@@ -88,6 +88,11 @@ class BatchCache(Cache):
         layer = self.layers[0]
         return layer.key_buffer is None or layer.end >= layer.key_buffer.shape[2]
 
+    def free(self) -> int:
+        """Columns left to write new positions into."""
+        layer = self.layers[0]
+        return 0 if layer.key_buffer is None else layer.key_buffer.shape[2] - layer.end
+
     def room(self, length: int) -> int:
         return max(self.min_room, length // 4)
 

@@ -32,6 +32,7 @@ from lightning_latentseek.engine.lm import FrozenLM
 from lightning_latentseek.errors import UserError
 
 Sampler = Callable[[Tensor, Sequence[int]], int]  # (float32 logits (V,), context + tokens so far) -> next token
+DRAFT_NGRAMS = (3, 2, 1)  # prompt-lookup drafts: the longest of these n-grams that occurred before
 
 
 @dataclass
@@ -100,14 +101,40 @@ class _Live:
     tokens: list[int] = field(default_factory=list)
     hidden: list[Tensor] = field(default_factory=list)
     done: bool = False
+    sequence: list[int] = field(default_factory=list)  # ids + tokens (drafts are looked up in it)
+    _ngrams: dict = field(default_factory=dict)  # n-gram -> the end of its latest occurrence in `sequence`
+    _indexed: int = 0  # the n-grams ending before this position are in `_ngrams`
+
+    def __post_init__(self):
+        self.sequence = list(self.row.ids)
 
     def add(self, token: int, hidden: Tensor) -> bool:
         """Append a token; True when the row is finished."""
         self.tokens.append(token)
+        self.sequence.append(token)
         if self.row.keep_hidden:
             self.hidden.append(hidden)
         return (token in self.row.stop_ids or len(self.tokens) >= self.row.max_new_tokens
                 or (self.row.stop is not None and self.row.stop(self.tokens)))
+
+    def draft(self, k: int) -> list[int]:
+        """Prompt-lookup drafting: up to `k` tokens that followed the latest earlier occurrence of the row's last
+        3 (else 2, else 1) tokens in its own sequence (prompt and output). Greedy decoding then checks them all
+        in one forward; a draft only saves forwards, it never changes a token."""
+        seq, last = self.sequence, len(self.sequence) - 1
+        if k <= 0 or last < 1:
+            return []
+        for end in range(self._indexed, last):  # index the n-grams ending before the last token
+            for n in DRAFT_NGRAMS:
+                if end + 1 >= n:
+                    self._ngrams[tuple(seq[end + 1 - n:end + 1])] = end
+        self._indexed = max(self._indexed, last)
+        for n in DRAFT_NGRAMS:
+            if last + 1 >= n:
+                end = self._ngrams.get(tuple(seq[last + 1 - n:]))
+                if end is not None:
+                    return seq[end + 1:end + 1 + k]
+        return []
 
     def result(self) -> Generation:
         hit_cap = len(self.tokens) >= self.row.max_new_tokens and self.tokens[-1] not in self.row.stop_ids
@@ -189,13 +216,23 @@ class GenerationEngine:
             batch is empty (static "waves", as repeated `generate` calls would batch them: a benchmark baseline).
         static_cache: decode into a `BatchCache` (positions written in place, buffers reused); False uses a
             `DynamicCache`, which copies the whole cache at every step (a benchmark baseline).
+        draft_tokens: prompt-lookup decoding: a greedy row proposes up to this many tokens copied from its own
+            sequence (`_Live.draft`) and one forward checks them; the row keeps the drafts the model itself
+            would have chosen, plus the model's next token. Fewer forwards, the same tokens (up to the float
+            noise of a multi-token forward). 0 turns it off; rows with a sampler never draft.
+        draft_budget: at most this many tokens in one decoding forward (rows x (1 + drafts)): drafts are cut
+            so, which turns them off at 32 rows. Decoding a few rows is bound by reading the weights, so
+            checking drafts is almost free there; with many rows the forward becomes compute-bound.
     """
 
     def __init__(self, lm: FrozenLM, prefix_cache: bool = True, prefix_cache_tokens: int = 32768,
-                 continuous: bool = True, static_cache: bool = True):
+                 continuous: bool = True, static_cache: bool = True, draft_tokens: int = 4, draft_budget: int = 32):
         self.lm = lm
         self.continuous = continuous
         self.static_cache = static_cache
+        # columns of a row's sequence must be its positions under a sliding window: no drafts there
+        self.draft_tokens = int(draft_tokens) if lm.sliding_window is None else 0
+        self.draft_budget = int(draft_budget)
         self.store = PrefixStore(prefix_cache_tokens) if prefix_cache else None
         self.stats: Counter = Counter()  # forwards, steps, rows, rebuilds, prefill/generated tokens, row-steps, seconds
         self._queue: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()
@@ -421,32 +458,73 @@ class GenerationEngine:
         """No rows left (the batch cache keeps its buffers for the next batch)."""
         self._rows, self._cache, self._mask, self._positions = [], None, None, None
 
+    def _drafts(self, rows: list[_Live]) -> list[list[int]]:
+        """Each row's draft for this step (empty for finished and sampling rows), within the token budget, the
+        row's own cap (a step adds at most 1 + len(draft) tokens) and the batch cache's room."""
+        k = min(self.draft_tokens, self.draft_budget // len(rows) - 1)
+        if self.static_cache:
+            k = min(k, self._cache.free() - 1)
+        if k <= 0:
+            return [[] for _ in rows]
+        return [[] if row.done or row.row.sampler is not None
+                else row.draft(min(k, row.row.max_new_tokens - len(row.tokens) - 1)) for row in rows]
+
     @torch.inference_mode()
     def _step(self) -> None:
-        """One forward over every row of the batch (finished rows ride along, masked, until the next rebuild)."""
+        """One forward over every row of the batch (finished rows ride along, masked, until the next rebuild).
+
+        A row with a draft feeds its next token and the draft; it keeps each drafted token the forward confirms
+        (its argmax at the position before) and then the forward's own next token, so one step adds 1 to
+        1 + len(draft) tokens. The columns of the rejected drafts (and the padding of shorter drafts) are
+        masked out for good: a row's columns may have holes, its positions never do."""
         if self.static_cache and self._cache.full():
             self._rebuild()  # out of room: rows moved left or into bigger buffers (and finished rows dropped)
         rows = self._rows
-        feed = torch.tensor([[self.lm.pad_id if row.done else row.tokens[-1]] for row in rows], dtype=torch.long,
-                            device=self.lm.device)
-        self._mask = torch.cat([self._mask, self._mask.new_ones((len(rows), 1))], dim=1)
+        drafts = self._drafts(rows)
+        width = 1 + max(len(d) for d in drafts)
+        pad = self.lm.pad_id
+        feed = torch.tensor([[pad] * width if row.done else [row.tokens[-1], *d] + [pad] * (width - 1 - len(d))
+                             for row, d in zip(rows, drafts)], dtype=torch.long, device=self.lm.device)
+        self._mask = torch.cat([self._mask, self._mask.new_ones((len(rows), width))], dim=1)
         started = time.perf_counter()
+        offsets = torch.arange(width, device=self.lm.device)
         hidden = self.lm.forward(feed, self._cache, attention_mask=self._mask,
-                                 position_ids=self._positions[:, None])[:, -1]
+                                 position_ids=self._positions[:, None] + offsets)
         live = [b for b, row in enumerate(rows) if not row.done]
-        tokens = self._choose(self.lm.logits(hidden[live]), [rows[b] for b in live])
+        logits = self.lm.logits(hidden[live])  # (live rows, width, V)
+        greedy = logits.argmax(-1).tolist()
         self.stats["decode_seconds"] += time.perf_counter() - started
         self.stats["forwards"] += 1
         self.stats["steps"] += 1
         self.stats["row_steps"] += len(live)
         self.stats["batch_rows"] += len(rows)
-        self.stats["generated_tokens"] += len(live)
-        self._positions = self._positions + 1
-        for b, token in zip(live, tokens):
-            if rows[b].add(token, hidden[b]):
-                self._retire(rows[b], b)
-            elif self._outgrows_window(rows[b]):
-                rows[b].done = True
+        self.stats["drafted_tokens"] += sum(len(d) for d in drafts)
+        fed = torch.ones(len(rows), dtype=torch.long)
+        for i, b in enumerate(live):
+            row, draft = rows[b], drafts[b]
+            for j in range(width):
+                if row.row.sampler is None:
+                    token = greedy[i][j]
+                else:
+                    token = row.row.sampler(logits[i, 0], row.sequence)
+                self.stats["generated_tokens"] += 1
+                if row.add(token, hidden[b, j]):
+                    self._retire(row, b)
+                    break
+                if self._outgrows_window(row):
+                    row.done = True
+                    break
+                if j >= len(draft) or token != draft[j]:
+                    break
+                self.stats["accepted_tokens"] += 1
+            fed[b] = j + 1
+
+        unused = width - fed  # per row: columns written this step that are not its tokens
+        if width > 1:
+            columns = torch.arange(width, device=self.lm.device)
+            self._mask[:, -width:] &= (columns[None, :] < fed.to(self.lm.device)[:, None]).long()
+            self.stats["masked_columns"] += int(unused.sum())
+        self._positions = self._positions + fed.to(self._positions.device)
         done = sum(row.done for row in rows)
         if done == len(rows):
             self._clear_batch()
@@ -457,11 +535,12 @@ class GenerationEngine:
         """Hand a finished row's result to its request (and keep its KV when asked)."""
         live.done = True
         if live.row.keep_cache and batch_index is not None and self.store is not None:
-            end = self._mask.shape[1]
             length = len(live.row.ids) + len(live.tokens) - 1  # the last token was never fed
+            # the row's columns (the mask skips its padding and rejected drafts); columns fed after its
+            # last token (drafts it no longer needs) come after these
+            columns = self._mask[batch_index].nonzero().squeeze(1)[:length]
             self.store.add([*live.row.ids, *live.tokens[:-1]],
-                           [(k[batch_index:batch_index + 1, :, end - length:end].clone(),
-                             v[batch_index:batch_index + 1, :, end - length:end].clone())
+                           [(k[batch_index:batch_index + 1, :, columns], v[batch_index:batch_index + 1, :, columns])
                             for k, v in _layers(self._cache)])
         live.request.finish(live.index, live.result())
 

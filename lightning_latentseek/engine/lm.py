@@ -15,6 +15,8 @@ import torch
 from torch import Tensor
 from transformers import DynamicCache
 
+from lightning_latentseek.engine.attention import use_gqa_sdpa
+
 # ori_generation.py stops the CoT when the decoded token is one of these (plus the tokenizer's EOS);
 # opt_generation.py stops a continuation at the tokenizer's EOS only.
 ORIGINAL_STOP_WORDS = ("</s>", "<|im_end|>", "<|endoftext|>")
@@ -26,6 +28,7 @@ class FrozenLM:
     def __init__(self, model, tokenizer, name: str = "model"):
         model.eval()
         model.requires_grad_(False)
+        use_gqa_sdpa(model)  # the engine's multi-token decoding forwards without copying grouped KV heads
         self.model = model
         self.tokenizer = tokenizer
         self.name = name
