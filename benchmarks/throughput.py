@@ -13,9 +13,9 @@ peak resident memory (CPU; peak allocated on a GPU), and whether every problem's
 iteration, TOKEN IDS) and rewards are those of B = 1; a divergence is shown with the top-2 logit gap of the
 token where it starts. Then the engine's tricks are measured at the best B, each against what it replaces:
 continuous admission vs static waves (rows admitted only when the batch is empty, as batched `generate`
-calls would run), the prefix cache vs prefilling every row whole, and the static batch cache (positions
+calls would run), the prefix cache vs prefilling every row whole, the static batch cache (positions
 written in place) vs transformers' `DynamicCache` (which concatenates every layer's whole cache at every
-step). The last line is `throughput: X.Xx`, the best problems/hour over B = 1.
+step), and prompt-lookup drafts vs one token per forward (`--tricks` picks among them). The last line is `throughput: X.Xx`, the best problems/hour over B = 1.
 """
 
 from __future__ import annotations
@@ -180,11 +180,17 @@ def parse_args(argv=None):
     parser.add_argument("--precision", choices=("32", "bf16"), default="32", help="the LLM's dtype")
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--no-ab", action="store_true", help="skip the engine A/B measurements")
+    parser.add_argument("--tricks", default="waves,prefix,batchcache,drafts",
+                        help="which engine tricks the A/B measures (names: waves, prefix, batchcache, drafts)")
     parser.add_argument("--stats", action="store_true", help="print the engine's counters after each run")
     parser.add_argument("--random-7b", action="store_true", help="GPU: Qwen2.5-7B-sized random model, bf16")
     args = parser.parse_args(argv)
     args.batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
     args.rewards = [r for r in args.rewards.split(",") if r]
+    args.tricks = [t for t in args.tricks.split(",") if t]
+    unknown = set(args.tricks) - {name for name, _, _ in TRICKS}
+    if unknown:
+        parser.error(f"--tricks {','.join(sorted(unknown))}: choose among {', '.join(n for n, _, _ in TRICKS)}")
     return args
 
 
@@ -245,14 +251,20 @@ def main(argv=None) -> None:
           f"problems/h against {per_hour[args.batch_sizes[0]]:.1f} at B = {args.batch_sizes[0]})")
 
 
+TRICKS = (("waves", "static waves instead of continuous admission", {"continuous": False}),
+          ("prefix", "no prefix cache (every row prefilled whole)", {"prefix_cache": False}),
+          ("batchcache", "DynamicCache (whole cache copied every step)", {"static_cache": False}),
+          ("drafts", "one token per forward (no prompt-lookup drafts)", {"draft_tokens": 0}))
+
+
 def ab_tests(llm, problems, args, trainer_kwargs: dict, batch: int, measured: dict) -> None:
     """Each engine trick against what it replaces, at the best B, on the same problems (paper self-reward
     and PSRM together), in this process."""
     print(f"\nengine tricks at B = {batch} (seconds over all rewards; each against what it replaces)")
     base = sum(r["wall"] for r in measured.values())
-    for label, options in (("static waves instead of continuous admission", {"continuous": False}),
-                           ("no prefix cache (every row prefilled whole)", {"prefix_cache": False}),
-                           ("DynamicCache (whole cache copied every step)", {"static_cache": False})):
+    for name, label, options in TRICKS:
+        if name not in args.tricks:
+            continue
         runs = {r: solve_all(llm, problems, r, batch, args, trainer_kwargs, **options) for r in args.rewards}
         wall = sum(r["wall"] for r in runs.values())
         same = all(not differences(llm, measured[r], runs[r]) for r in args.rewards)

@@ -47,6 +47,9 @@ class SeekConfig:
             "final answer" key) costs 2 more (out of 8 instead of 6).
         n_samples: N for Best-of-N and self-consistency.
         sample_temperature: sampling temperature of Best-of-N and self-consistency.
+        draft_tokens: speed only: greedy generation checks up to this many tokens copied from the row's own
+            text (prompt-lookup drafts) in one forward, keeping those the model would have chosen; 0 decodes
+            one token per forward. The tokens are the same, up to float noise.
     """
 
     llm: str = "smollm2"
@@ -71,6 +74,7 @@ class SeekConfig:
     format_rule: bool = False
     n_samples: int = 4
     sample_temperature: float = 0.7
+    draft_tokens: int = 4
 
     def __post_init__(self) -> None:
         checks = [
@@ -92,6 +96,7 @@ class SeekConfig:
              f"--model.verifier_sampling {self.verifier_sampling!r}: choose greedy or model"),
             (self.n_samples >= 1, f"--model.n_samples {self.n_samples}: must be >= 1"),
             (self.sample_temperature > 0, f"--model.sample_temperature {self.sample_temperature}: must be > 0"),
+            (self.draft_tokens >= 0, f"--model.draft_tokens {self.draft_tokens}: must be >= 0"),
         ]
         for ok, message in checks:
             if not ok:

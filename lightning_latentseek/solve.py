@@ -72,6 +72,7 @@ class RunSpec:
     def result_config(self) -> dict:
         """The settings that change a problem's result (keys of the resume hash)."""
         model = dataclasses.asdict(self.model)
+        model.pop("draft_tokens")  # speed only, as the batch size: a run may resume with another value
         data = {k: getattr(self.data, k) for k in ("name", "path", "split", "question_field", "answer_field")}
         if self.data.name == "arith":
             data.update(arith_steps=self.data.arith_steps, arith_seed=self.data.arith_seed)
@@ -294,7 +295,7 @@ def solve_shard(spec: RunSpec, shard: list[Problem], rank: Rank, accelerator: st
         if not shard:
             return
         llm = load_llm(spec.model.llm, device, dtype)
-        engine = GenerationEngine(llm)
+        engine = GenerationEngine(llm, draft_tokens=spec.model.draft_tokens)
         reward = None if spec.method in ("cot", "sc") else build_reward(
             spec.model.reward, engine=engine, prompt=spec.model.prompt, args=spec.model.reward_args,
             extraction=spec.model.extraction,

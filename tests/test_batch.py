@@ -51,10 +51,13 @@ def test_a_batch_gives_every_problem_the_record_it_gets_alone(tiny_dir, tmp_path
               "--model.lr", "0.5"]
     main(cli_args(tiny_dir, data, tmp_path / "alone", *common, "--data.batch_size", "1"))
     main(cli_args(tiny_dir, data, tmp_path / "batch", *common, "--data.batch_size", "3"))
-    alone, batch = records(tmp_path / "alone"), records(tmp_path / "batch")
-    assert {k: exact_part(r) for k, r in batch.items()} == {k: exact_part(r) for k, r in alone.items()}
-    for key in alone:  # tokens, texts, rewards, stops are equal; losses and step norms to float precision
-        assert floats(batch[key]) == pytest.approx(floats(alone[key]), rel=1e-5)
+    # and one token per forward (no drafts): the drafts change no record either
+    main(cli_args(tiny_dir, data, tmp_path / "plain", *common, "--data.batch_size", "3", "--model.draft_tokens", "0"))
+    alone = records(tmp_path / "alone")
+    for other in (records(tmp_path / "batch"), records(tmp_path / "plain")):
+        assert {k: exact_part(r) for k, r in other.items()} == {k: exact_part(r) for k, r in alone.items()}
+        for key in alone:  # tokens, texts, rewards, stops are equal; losses and step norms to float precision
+            assert floats(other[key]) == pytest.approx(floats(alone[key]), rel=1e-5)
     # the problems differ in CoT length, latent count and stop iteration
     assert len({r["cot_tokens"] for r in alone.values()}) > 1
     assert len({r["n_latents"] for r in alone.values()}) > 1

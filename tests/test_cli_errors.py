@@ -68,6 +68,7 @@ def test_missing_data_file(tiny_dir, tmp_path, capsys):
     [
         ("--model.rho", "2", "error: --model.rho 2.0: must be in (0, 1]"),  # SeekConfig's own check
         ("--model.tau", "0.5", "error: --model.tau 0.5: rewards lie in [-1, 0]"),
+        ("--model.draft_tokens", "-1", "error: --model.draft_tokens -1: must be >= 0"),
         ("--model.rho", "abc", "error: --model.rho abc: expected a float"),  # the parser's type check
         ("--data.limit", "x", "error: --data.limit x: expected int or null"),
         ("--model.nope", "1", "error: unrecognized arguments: --model.nope 1 (see --help)"),

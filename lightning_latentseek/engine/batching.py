@@ -491,7 +491,13 @@ class GenerationEngine:
         hidden = self.lm.forward(feed, self._cache, attention_mask=self._mask,
                                  position_ids=self._positions[:, None] + offsets)
         live = [b for b, row in enumerate(rows) if not row.done]
-        logits = self.lm.logits(hidden[live])  # (live rows, width, V)
+        # lm_head only where a token may be chosen: a live row's next position and its drafts' (not the padding)
+        first, at_rows, at_columns = [], [], []
+        for b in live:
+            first.append(len(at_rows))
+            at_rows += [b] * (1 + len(drafts[b]))
+            at_columns += range(1 + len(drafts[b]))
+        logits = self.lm.logits(hidden[at_rows, at_columns])  # (positions, V)
         greedy = logits.argmax(-1).tolist()
         self.stats["decode_seconds"] += time.perf_counter() - started
         self.stats["forwards"] += 1
@@ -504,9 +510,9 @@ class GenerationEngine:
             row, draft = rows[b], drafts[b]
             for j in range(width):
                 if row.row.sampler is None:
-                    token = greedy[i][j]
+                    token = greedy[first[i] + j]
                 else:
-                    token = row.row.sampler(logits[i, 0], row.sequence)
+                    token = row.row.sampler(logits[first[i]], row.sequence)
                 self.stats["generated_tokens"] += 1
                 if row.add(token, hidden[b, j]):
                     self._retire(row, b)
@@ -518,7 +524,6 @@ class GenerationEngine:
                     break
                 self.stats["accepted_tokens"] += 1
             fed[b] = j + 1
-
         unused = width - fed  # per row: columns written this step that are not its tokens
         if width > 1:
             columns = torch.arange(width, device=self.lm.device)
