@@ -101,7 +101,7 @@ class _Live:
     tokens: list[int] = field(default_factory=list)
     hidden: list[Tensor] = field(default_factory=list)
     done: bool = False
-    sequence: list[int] = field(default_factory=list)  # ids + tokens (drafts are looked up in it)
+    sequence: list[int] = field(init=False)  # ids + tokens (drafts and samplers read it)
     _ngrams: dict = field(default_factory=dict)  # n-gram -> the end of its latest occurrence in `sequence`
     _indexed: int = 0  # the n-grams ending before this position are in `_ngrams`
 
@@ -128,7 +128,7 @@ class _Live:
             for n in DRAFT_NGRAMS:
                 if end + 1 >= n:
                     self._ngrams[tuple(seq[end + 1 - n:end + 1])] = end
-        self._indexed = max(self._indexed, last)
+        self._indexed = last
         for n in DRAFT_NGRAMS:
             if last + 1 >= n:
                 end = self._ngrams.get(tuple(seq[last + 1 - n:]))
@@ -380,7 +380,7 @@ class GenerationEngine:
     def _choose(self, logits: Tensor, rows: list[_Live]) -> list[int]:
         """The next token of each row: argmax, or the row's sampler."""
         greedy = logits.argmax(-1).tolist()
-        return [greedy[b] if live.row.sampler is None else live.row.sampler(logits[b], [*live.row.ids, *live.tokens])
+        return [greedy[b] if live.row.sampler is None else live.row.sampler(logits[b], live.sequence)
                 for b, live in enumerate(rows)]
 
     def _live_rows(self) -> int:
@@ -524,12 +524,11 @@ class GenerationEngine:
                     break
                 self.stats["accepted_tokens"] += 1
             fed[b] = j + 1
-        unused = width - fed  # per row: columns written this step that are not its tokens
-        if width > 1:
-            columns = torch.arange(width, device=self.lm.device)
-            self._mask[:, -width:] &= (columns[None, :] < fed.to(self.lm.device)[:, None]).long()
-            self.stats["masked_columns"] += int(unused.sum())
-        self._positions = self._positions + fed.to(self._positions.device)
+        fed = fed.to(self.lm.device)
+        if width > 1:  # the columns written this step that are not the row's tokens are masked out for good
+            self._mask[:, -width:] &= (offsets[None, :] < fed[:, None]).long()
+            self.stats["masked_columns"] += int((width - fed).sum())
+        self._positions = self._positions + fed
         done = sum(row.done for row in rows)
         if done == len(rows):
             self._clear_batch()
