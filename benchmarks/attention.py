@@ -7,7 +7,8 @@ one process: the same query, keys, values and mask through both, the largest dif
 Shapes are SmolLM2-135M's (9 query heads, 3 KV heads, head dim 64): a decoding step of `--rows` rows, each
 feeding its next token and drafts (`--positions`), over `--columns` cached columns, with left padding and a
 hole (a rejected draft). transformers repeats the KV heads for such a query (`repeat_kv`); `gqa_sdpa` packs
-the query heads of each KV head instead. The last line is `gqa_sdpa: X.Xx`.
+the query heads of each KV head instead. Then a long prefill's query in chunks (`query_chunks`) against one
+call. The last line is `gqa_sdpa: X.Xx`.
 """
 
 from __future__ import annotations
@@ -67,7 +68,30 @@ def main(argv=None) -> None:
     t_theirs = seconds(lambda: sdpa_attention_forward(module, query, key, value, mask, scaling=0.125), args.repeats)
     t_ours = seconds(lambda: gqa_sdpa(module, query, key, value, mask, scaling=0.125), args.repeats)
     print(f"transformers sdpa {t_theirs * 1e3:.2f} ms per layer, gqa_sdpa {t_ours * 1e3:.2f} ms per layer")
+    chunked_prefill(module, args.repeats)
     print(f"gqa_sdpa: {t_theirs / t_ours:.1f}x")
+
+
+def chunked_prefill(module, repeats: int) -> None:
+    """A long prefill's query in chunks (`query_chunks`) against one call: the longest paper verifier
+    instructions (~690 positions) on top of their cached shared prefix (~330)."""
+    from lightning_latentseek.engine import attention
+
+    cached, new = 330, 690
+    mask = torch.ones(1, 1, new, cached + new, dtype=torch.bool).tril(diagonal=cached)
+    query = torch.randn(1, 9, new, 64)
+    key, value = torch.randn(1, 3, cached + new, 64), torch.randn(1, 3, cached + new, 64)
+    chunk = attention.QUERY_CHUNK
+    outs, times = {}, {}
+    for name, setting in (("one call", 10 ** 9), ("chunks", chunk)):
+        attention.QUERY_CHUNK = setting
+        outs[name] = attention.gqa_sdpa(module, query, key, value, mask, scaling=0.125)[0]
+        times[name] = seconds(lambda: attention.gqa_sdpa(module, query, key, value, mask, scaling=0.125), repeats)
+    attention.QUERY_CHUNK = chunk
+    print(f"prefill of {new} positions on {cached} cached: one call {times['one call'] * 1e3:.2f} ms per layer, "
+          f"chunks of {chunk} {times['chunks'] * 1e3:.2f} ms (largest difference "
+          f"{float((outs['one call'] - outs['chunks']).abs().max()):.1e}): query chunks "
+          f"{times['one call'] / times['chunks']:.2f}x")
 
 
 if __name__ == "__main__":

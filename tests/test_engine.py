@@ -169,6 +169,33 @@ def test_masked_multi_token_attention_keeps_grouped_heads_and_gives_sdpa_results
     torch.testing.assert_close(ours, theirs)
 
 
+def _left_padded_mask(first_columns: list[int], positions: int, columns: int) -> torch.Tensor:
+    mask = torch.ones(len(first_columns), 1, positions, columns, dtype=torch.bool).tril(diagonal=columns - positions)
+    for row, first in enumerate(first_columns):
+        mask[row, ..., :first] = False
+    return mask
+
+
+def test_a_long_query_is_attended_in_chunks_each_reading_the_columns_it_sees(llm, monkeypatch):
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    from lightning_latentseek.engine import attention
+
+    # 6 new positions on top of 4 cached ones: position i sees columns 0 .. 4 + i
+    mask = torch.ones(1, 1, 6, 10, dtype=torch.bool).tril(diagonal=4)
+    assert attention.query_chunks(mask, chunk=2) == [(0, 2, 6), (2, 4, 8), (4, 6, 10)]
+    assert attention.query_chunks(mask, chunk=4) == [(0, 6, 10)]  # shorter than two chunks: one
+    batch = _left_padded_mask([0, 3], positions=6, columns=10)  # row 1: 3 columns of padding
+    assert attention.query_chunks(batch, chunk=3) == [(0, 3, 7), (3, 6, 10)]
+    monkeypatch.setattr(attention, "QUERY_CHUNK", 2)
+    module = llm.body.layers[0].self_attn
+    torch.manual_seed(2)
+    query, key, value = torch.randn(2, 4, 6, 8), torch.randn(2, 2, 10, 8), torch.randn(2, 2, 10, 8)
+    ours, _ = attention.gqa_sdpa(module, query, key, value, batch, scaling=0.3)
+    theirs, _ = sdpa_attention_forward(module, query, key, value, batch, scaling=0.3)
+    torch.testing.assert_close(ours, theirs)
+
+
 def test_prefix_store_prefills_only_what_is_new(llm, engine):
     base = prompts(llm, 3)[2]
     engine.generate([Row(base, 4, frozenset())])
@@ -360,3 +387,4 @@ def test_rows_joining_and_leaving_at_every_step_keep_their_tokens(llm, monkeypat
         assert engine.stats["rebuilds"] >= 8 and engine.stats["allocations"] >= 2 and engine.stats["moved_rows"] >= 1
     finally:
         engine.close()
+

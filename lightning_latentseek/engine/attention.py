@@ -1,46 +1,106 @@
-"""SDPA attention for the engine's multi-token decoding forwards (drafts checked in one forward).
+"""SDPA attention for the engine's forwards: multi-token decoding steps (drafts checked in one forward) and
+prefills on top of a cached prefix.
 
-transformers' ``sdpa`` attention repeats the key/value heads of a grouped-query model (GQA: fewer KV heads
-than query heads) whenever a mask is given and more than one query position is fed: it then copies the
-whole KV cache, three times over for SmolLM2, in every layer of every such forward. On the CPU that copy
-cost 7 ms per layer at 8 rows x 1100 columns, ten times the attention itself. torch's SDPA takes the
-query heads of each KV head packed into one longer query instead (what transformers' own ``pack_gqa`` does
-for a single position), with the same result. ``gqa_sdpa`` does that for masked multi-token queries on the
-CPU and hands every other call to transformers' own ``sdpa_attention_forward`` unchanged.
+Two things transformers' ``sdpa`` attention does not do, both pure speed (the same attention, the same
+result up to float summation order):
 
-It is registered through transformers' public `AttentionInterface` / `AttentionMaskInterface` under
-``GQA_SDPA`` (with the ``sdpa`` mask) and chosen with ``model.set_attn_implementation``: `use_gqa_sdpa`.
+* **No copies of grouped KV heads.** For a grouped-query model (GQA: fewer KV heads than query heads) it
+  repeats the key/value heads whenever a mask is given and more than one query position is fed: it then
+  copies the whole KV cache, three times over for SmolLM2, in every layer of every such forward. On the
+  CPU that copy cost 7 ms per layer at 8 rows x 1100 columns, ten times the attention itself. torch's SDPA
+  takes the query heads of each KV head packed into one longer query instead (what transformers' own
+  ``pack_gqa`` does for a single position), with the same result.
+* **Less of the causal triangle.** SDPA given a mask computes every query x key cell, so a prefill on top of
+  a cached prefix also computes the half of its own square that the mask hides. A long query (the paper's
+  longest verifier instructions: ~700 positions) is attended in chunks (`query_chunks`), each reading the
+  keys up to the last one it sees: 1.15x on that attention (`benchmarks/attention.py`).
+
+``gqa_sdpa`` does both for masked queries on the CPU and hands every other call to transformers' own
+``sdpa_attention_forward`` unchanged. It is registered through transformers' public `AttentionInterface` /
+`AttentionMaskInterface` under ``GQA_SDPA`` (with the ``sdpa`` mask) and chosen with
+``model.set_attn_implementation``: `use_gqa_sdpa`.
 """
 
 from __future__ import annotations
 
 import torch
+from torch import Tensor
 from transformers import AttentionInterface, AttentionMaskInterface
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.masking_utils import sdpa_mask
 
 GQA_SDPA = "latentseek_gqa_sdpa"
+# Queries longer than twice this (a prefill on top of a cached prefix) are attended in chunks of this many
+# positions, each reading the keys up to the last one it sees.
+QUERY_CHUNK = 256
+
+_last_chunks: tuple = (None, None, None)
+
+
+def query_chunks(mask: Tensor, chunk: int | None = None) -> list[tuple[int, int, int]]:
+    """Chunks (first query, end query, end column) of the query positions of a boolean mask (B, 1, q, S):
+    `chunk` positions each (one chunk for a query shorter than two), each reading the columns up to the last
+    one any of its queries attends to."""
+    chunk = QUERY_CHUNK if chunk is None else chunk
+    length, columns = mask.shape[-2], mask.shape[-1]
+    if length < 2 * chunk:
+        return [(0, length, columns)]
+    seen = mask.reshape(-1, length, columns).any(dim=0)  # (q, S)
+    ends = (columns - seen.flip(-1).to(torch.uint8).argmax(dim=-1)).tolist()  # one past each query's last column
+    return [(q, min(q + chunk, length), max(ends[q:q + chunk])) for q in range(0, length, chunk)]
+
+
+def _chunks(mask: Tensor) -> list[tuple[int, int, int]]:
+    """`query_chunks` of a mask, computed once per forward: every layer gets the same (new) mask."""
+    global _last_chunks
+    last = _last_chunks
+    if last[0] is mask and last[1] == QUERY_CHUNK:
+        return last[2]
+    chunks = query_chunks(mask)
+    _last_chunks = (mask, QUERY_CHUNK, chunks)
+    return chunks
+
+
+def _packed_sdpa(query: Tensor, key: Tensor, value: Tensor, mask: Tensor, dropout: float,
+                 scaling: float | None) -> Tensor:
+    """SDPA with the query heads of each KV head side by side as one longer query (as transformers' `pack_gqa`
+    does for one position), the mask repeated to match: attention then reads each KV head once, copying
+    nothing. Returns (B, q, heads, dim)."""
+    batch, heads, length, dim = query.shape
+    kv_heads = key.shape[1]
+    groups = heads // kv_heads
+    packed = query.reshape(batch, kv_heads, groups * length, dim)
+    mask = mask.expand(batch, 1, length, -1)
+    if groups > 1:
+        mask = mask.repeat(1, 1, groups, 1)
+    out = torch.nn.functional.scaled_dot_product_attention(packed, key, value, attn_mask=mask, dropout_p=dropout,
+                                                           scale=scaling)
+    return out.reshape(batch, heads, length, dim).transpose(1, 2)
 
 
 def gqa_sdpa(module, query, key, value, attention_mask, dropout: float = 0.0, scaling: float | None = None,
              is_causal: bool | None = None, **kwargs):
-    """transformers' SDPA attention, except that a masked multi-token query on the CPU packs the query heads of
-    each key/value head together instead of copying the key/value heads (`repeat_kv`)."""
+    """transformers' SDPA attention, except that a masked query on the CPU packs the query heads of each
+    key/value head together instead of copying the key/value heads (`repeat_kv`), and a long query is
+    attended in chunks (`query_chunks`)."""
     groups = getattr(module, "num_key_value_groups", 1)
-    if (groups > 1 and attention_mask is not None and query.shape[2] > 1 and query.device.type == "cpu"
+    chunks = None
+    if (attention_mask is not None and attention_mask.dtype == torch.bool and query.device.type == "cpu"
             and kwargs.get("position_bias") is None and kwargs.get("softcap") is None
             and not kwargs.get("output_attentions", False)):
-        # the query heads of each KV head side by side as one longer query (as transformers' `pack_gqa` does for
-        # one position), the mask repeated to match: attention then reads each KV head once, copying nothing
-        batch, heads, length, dim = query.shape
-        kv_heads = heads // groups
-        packed = query.reshape(batch, kv_heads, groups * length, dim)
-        mask = attention_mask.expand(batch, 1, length, -1).repeat(1, 1, groups, 1)
-        out = torch.nn.functional.scaled_dot_product_attention(packed, key, value, attn_mask=mask, dropout_p=dropout,
-                                                               scale=scaling)
-        return out.reshape(batch, heads, length, dim).transpose(1, 2).contiguous(), None
-    return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
-                                  is_causal=is_causal, **kwargs)
+        chunks = _chunks(attention_mask)
+    if chunks is None or (len(chunks) == 1 and (groups == 1 or query.shape[2] == 1)):
+        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
+                                      is_causal=is_causal, **kwargs)
+    if len(chunks) == 1:
+        return _packed_sdpa(query, key, value, attention_mask, dropout, scaling).contiguous(), None
+    batch, heads, length, dim = query.shape
+    out = query.new_empty((batch, length, heads, dim))
+    for first, last, stop in chunks:
+        positions = slice(first, last)
+        out[:, positions] = _packed_sdpa(query[:, :, positions], key[:, :, :stop], value[:, :, :stop],
+                                         attention_mask[:, :, positions, :stop], dropout, scaling)
+    return out, None
 
 
 AttentionInterface.register(GQA_SDPA, gqa_sdpa)
