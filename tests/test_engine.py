@@ -387,4 +387,3 @@ def test_rows_joining_and_leaving_at_every_step_keep_their_tokens(llm, monkeypat
         assert engine.stats["rebuilds"] >= 8 and engine.stats["allocations"] >= 2 and engine.stats["moved_rows"] >= 1
     finally:
         engine.close()
-

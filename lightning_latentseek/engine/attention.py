@@ -13,7 +13,7 @@ result up to float summation order):
 * **Less of the causal triangle.** SDPA given a mask computes every query x key cell, so a prefill on top of
   a cached prefix also computes the half of its own square that the mask hides. A long query (the paper's
   longest verifier instructions: ~700 positions) is attended in chunks (`query_chunks`), each reading the
-  keys up to the last one it sees: 1.15x on that attention (`benchmarks/attention.py`).
+  keys up to the last one it sees: 1.12x on that attention (`benchmarks/attention.py`).
 
 ``gqa_sdpa`` does both for masked queries on the CPU and hands every other call to transformers' own
 ``sdpa_attention_forward`` unchanged. It is registered through transformers' public `AttentionInterface` /
