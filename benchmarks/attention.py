@@ -8,7 +8,8 @@ Shapes are SmolLM2-135M's (9 query heads, 3 KV heads, head dim 64): a decoding s
 feeding its next token and drafts (`--positions`), over `--columns` cached columns, with left padding and a
 hole (a rejected draft). transformers repeats the KV heads for such a query (`repeat_kv`); `gqa_sdpa` packs
 the query heads of each KV head instead. Then a long prefill's query in chunks (`query_chunks`) against one
-call. The last line is `gqa_sdpa: X.Xx`.
+call, and two logged decoding steps' left-padded rows in row groups (`row_groups`) against one call. The last
+line is `gqa_sdpa: X.Xx`.
 """
 
 from __future__ import annotations
@@ -69,6 +70,7 @@ def main(argv=None) -> None:
     t_ours = seconds(lambda: gqa_sdpa(module, query, key, value, mask, scaling=0.125), args.repeats)
     print(f"transformers sdpa {t_theirs * 1e3:.2f} ms per layer, gqa_sdpa {t_ours * 1e3:.2f} ms per layer")
     chunked_prefill(module, args.repeats)
+    grouped_rows(module, args.repeats)
     print(f"gqa_sdpa: {t_theirs / t_ours:.1f}x")
 
 
@@ -92,6 +94,42 @@ def chunked_prefill(module, repeats: int) -> None:
           f"chunks of {chunk} {times['chunks'] * 1e3:.2f} ms (largest difference "
           f"{float((outs['one call'] - outs['chunks']).abs().max()):.1e}): query chunks "
           f"{times['one call'] / times['chunks']:.2f}x")
+
+
+# the first column each row sees, in slot order, in two decoding steps logged from the paper-mode self-reward
+# of `speed.py` (5 problems at once): (columns, positions per row, first columns)
+LOGGED_STEPS = (
+    (1084, 2, (691, 718, 0, 715, 772, 579, 224, 588, 642, 449, 94)),
+    (1041, 1, (412, 430, 57, 0, 494, 548, 75, 551, 605, 600, 654, 461, 106, 569, 623, 716, 770, 577, 222)),
+)
+
+
+def grouped_rows(module, repeats: int) -> None:
+    """A left-padded decoding batch in row groups (`row_groups`) against one call, on logged steps."""
+    from lightning_latentseek.engine import attention
+
+    groups = attention.MAX_ROW_GROUPS
+    for columns, q, firsts in LOGGED_STEPS:
+        b = len(firsts)
+        mask = torch.ones(b, 1, q, columns, dtype=torch.bool)
+        mask[..., columns - q:] = torch.ones(q, q, dtype=torch.bool).tril()
+        for row, first in enumerate(firsts):
+            mask[row, ..., :first] = False
+        query = torch.randn(b, 9, q, 64)
+        key, value = torch.randn(b, 3, columns, 64), torch.randn(b, 3, columns, 64)
+        outs, times = {}, {}
+        for name, setting in (("one call", 1), ("row groups", groups)):
+            attention.MAX_ROW_GROUPS = setting
+            outs[name] = attention.gqa_sdpa(module, query, key, value, mask, scaling=0.125)[0]
+            times[name] = seconds(lambda: attention.gqa_sdpa(module, query, key, value, mask, scaling=0.125),
+                                  repeats)
+        attention.MAX_ROW_GROUPS = groups
+        print(f"logged step of {b} rows x {q} positions over {columns} columns "
+              f"({sum(columns - f for f in firsts) / (b * columns):.0%} of the cells not padding): one call "
+              f"{times['one call'] * 1e3:.2f} ms per layer, {len(attention.row_groups(mask))} row groups "
+              f"{times['row groups'] * 1e3:.2f} ms (largest difference "
+              f"{float((outs['one call'] - outs['row groups']).abs().max()):.1e}): row groups "
+              f"{times['one call'] / times['row groups']:.2f}x")
 
 
 if __name__ == "__main__":

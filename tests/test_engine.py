@@ -196,6 +196,49 @@ def test_a_long_query_is_attended_in_chunks_each_reading_the_columns_it_sees(llm
     torch.testing.assert_close(ours, theirs)
 
 
+def test_a_padded_batch_is_attended_in_row_groups_each_from_its_first_column(llm, monkeypatch):
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    from lightning_latentseek.engine import attention
+
+    # one new position (decoding) on 10 columns; rows 2 and 3 are left-padded by 6 and 7 columns
+    mask = _left_padded_mask([0, 0, 6, 7], positions=1, columns=10)
+    # cells: one group 4 x 10 = 40; two groups 2 x 10 + 2 x 4 = 28; three 20 + 4 + 3 = 27 (+ the cost of calls)
+    assert attention.row_groups(mask, call_cells=2) == [(0, 2, 0), (2, 4, 6)]
+    assert attention.row_groups(mask, call_cells=0) == [(0, 2, 0), (2, 3, 6), (3, 4, 7)]
+    assert attention.row_groups(mask, call_cells=20) == [(0, 4, 0)]  # two calls cost more than the padding
+    assert attention.row_groups(mask, call_cells=0, max_groups=1) == [(0, 4, 0)]
+    interleaved = _left_padded_mask([6, 0, 7, 0], 1, 10)  # each group of a padded row holds a row from column 0
+    assert attention.row_groups(interleaved, call_cells=2) == [(0, 1, 6), (1, 2, 0), (2, 3, 7), (3, 4, 0)]
+    assert attention.row_groups(interleaved, call_cells=8) == [(0, 4, 0)]  # 48 cells; (0, 1) + (1, 4): 12 + 38
+    monkeypatch.setattr(attention, "GROUP_CALL_CELLS", 2)
+    module = llm.body.layers[0].self_attn
+    torch.manual_seed(3)
+    for positions in (1, 3):  # one token per row, and a token with two drafts
+        batch = _left_padded_mask([0, 1, 6, 7], positions=positions, columns=10)
+        batch[1, ..., 4] = False  # a hole (a rejected draft)
+        query, key, value = torch.randn(4, 4, positions, 8), torch.randn(4, 2, 10, 8), torch.randn(4, 2, 10, 8)
+        ours, _ = attention.gqa_sdpa(module, query, key, value, batch, scaling=0.3)
+        theirs, _ = sdpa_attention_forward(module, query, key, value, batch, scaling=0.3)
+        torch.testing.assert_close(ours, theirs)
+
+
+def test_a_finished_row_rides_along_attending_only_to_columns_fed_after_it_finished(llm):
+    from lightning_latentseek.engine.batching import _Request
+
+    engine = GenerationEngine(llm, draft_tokens=0)
+    ids = prompts(llm, 4)
+    engine._queue.put(_Request([Row(i, cap, frozenset()) for i, cap in zip(ids, (2, 9, 9, 9))]))
+    engine._admit(block=False)
+    slot = next(b for b, live in enumerate(engine._rows) if live.row.max_new_tokens == 2)
+    engine._step()  # that row's second token: it is done; 1 of 4 rows done does not rebuild the batch
+    assert engine._rows[slot].done and len(engine._rows) == 4
+    assert int(engine._mask[slot].sum()) == 0
+    engine._step()
+    assert int(engine._mask[slot].sum()) == 1  # the one column fed since
+    assert [int(engine._mask[b].sum()) - len(live.row.ids) for b, live in enumerate(engine._rows) if b != slot] == [2] * 3
+
+
 def test_prefix_store_prefills_only_what_is_new(llm, engine):
     base = prompts(llm, 3)[2]
     engine.generate([Row(base, 4, frozenset())])

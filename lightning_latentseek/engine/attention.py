@@ -1,7 +1,7 @@
 """SDPA attention for the engine's forwards: multi-token decoding steps (drafts checked in one forward) and
 prefills on top of a cached prefix.
 
-Two things transformers' ``sdpa`` attention does not do, both pure speed (the same attention, the same
+Three things transformers' ``sdpa`` attention does not do, all pure speed (the same attention, the same
 result up to float summation order):
 
 * **No copies of grouped KV heads.** For a grouped-query model (GQA: fewer KV heads than query heads) it
@@ -15,7 +15,12 @@ result up to float summation order):
   longest verifier instructions: ~700 positions) is attended in chunks (`query_chunks`), each reading the
   keys up to the last one it sees: 1.12x on that attention (`benchmarks/attention.py`).
 
-``gqa_sdpa`` does both for masked queries on the CPU and hands every other call to transformers' own
+* **Less of the left padding.** The rows of a decoding batch are left-padded to its longest row, and the
+  padding (half of the cells in a paper-mode self-reward run) costs SDPA as much as real columns. Such a
+  batch is attended in groups of consecutive rows, each reading the columns from its earliest row's first
+  one (`row_groups`), where the padding skipped outweighs the cost of another SDPA call.
+
+``gqa_sdpa`` does all three for masked queries on the CPU and hands every other call to transformers' own
 ``sdpa_attention_forward`` unchanged. It is registered through transformers' public `AttentionInterface` /
 `AttentionMaskInterface` under ``GQA_SDPA`` (with the ``sdpa`` mask) and chosen with
 ``model.set_attn_implementation``: `use_gqa_sdpa`.
@@ -34,7 +39,12 @@ GQA_SDPA = "latentseek_gqa_sdpa"
 # positions, each reading the keys up to the last one it sees.
 QUERY_CHUNK = 256
 
-_last_chunks: tuple = (None, None, None)
+# A batch of rows is attended in groups where the padding they skip outweighs one more SDPA call, which costs
+# about as much as this many (row x column) cells (measured on the CPU: 100-150 us against 0.2-0.3 us a cell).
+GROUP_CALL_CELLS = 512
+MAX_ROW_GROUPS = 4
+
+_last_plan: tuple = (None, None, None)
 
 
 def query_chunks(mask: Tensor, chunk: int | None = None) -> list[tuple[int, int, int]]:
@@ -50,15 +60,51 @@ def query_chunks(mask: Tensor, chunk: int | None = None) -> list[tuple[int, int,
     return [(q, min(q + chunk, length), max(ends[q:q + chunk])) for q in range(0, length, chunk)]
 
 
-def _chunks(mask: Tensor) -> list[tuple[int, int, int]]:
-    """`query_chunks` of a mask, computed once per forward: every layer gets the same (new) mask."""
-    global _last_chunks
-    last = _last_chunks
-    if last[0] is mask and last[1] == QUERY_CHUNK:
+def row_groups(mask: Tensor, call_cells: int | None = None, max_groups: int | None = None) -> list[tuple[int, int, int]]:
+    """Groups (first row, end row, first column) of consecutive rows of a boolean mask (B, 1, q, S), each to be
+    attended from the first column any of its rows sees: the grouping of at most `max_groups` groups with the
+    fewest (row x column) cells read, counting `call_cells` cells for every group (one SDPA call each)."""
+    call_cells = GROUP_CALL_CELLS if call_cells is None else call_cells
+    max_groups = MAX_ROW_GROUPS if max_groups is None else max_groups
+    batch, columns = mask.shape[0], mask.shape[-1]
+    seen = mask.reshape(batch, -1, columns).any(dim=1)
+    firsts = seen.to(torch.uint8).argmax(dim=-1).tolist()  # a row that sees no column counts from column 0
+    if batch < 2 or max_groups < 2:
+        return [(0, batch, min(firsts, default=0))]
+    # cost[g][j]: the fewest cells for rows 0..j-1 in g groups; back[g][j]: where the last of those groups starts
+    none = float("inf")
+    cost = [[0.0] + [none] * batch] + [[none] * (batch + 1) for _ in range(max_groups)]
+    back = [[0] * (batch + 1) for _ in range(max_groups + 1)]
+    for groups in range(1, max_groups + 1):
+        for end in range(1, batch + 1):
+            first = columns
+            for start in range(end - 1, -1, -1):
+                first = min(first, firsts[start])
+                if cost[groups - 1][start] < none:
+                    cells = cost[groups - 1][start] + call_cells + (end - start) * (columns - first)
+                    if cells < cost[groups][end]:
+                        cost[groups][end], back[groups][end] = cells, start
+    groups = min(range(1, max_groups + 1), key=lambda g: cost[g][batch])
+    bounds, end = [], batch
+    while groups:
+        start = back[groups][end]
+        bounds.append((start, end, min(firsts[start:end])))
+        end, groups = start, groups - 1
+    return bounds[::-1]
+
+
+def _plan(mask: Tensor) -> tuple[list[tuple[int, int, int]], list[tuple[int, int, int]]]:
+    """`query_chunks` and `row_groups` of a mask, computed once per forward: every layer gets the same (new)
+    mask. Row groups only for a query of one chunk."""
+    global _last_plan
+    last = _last_plan
+    settings = (QUERY_CHUNK, GROUP_CALL_CELLS, MAX_ROW_GROUPS)
+    if last[0] is mask and last[1] == settings:
         return last[2]
     chunks = query_chunks(mask)
-    _last_chunks = (mask, QUERY_CHUNK, chunks)
-    return chunks
+    groups = row_groups(mask) if len(chunks) == 1 else [(0, mask.shape[0], 0)]
+    _last_plan = (mask, settings, (chunks, groups))
+    return chunks, groups
 
 
 def _packed_sdpa(query: Tensor, key: Tensor, value: Tensor, mask: Tensor, dropout: float,
@@ -84,22 +130,30 @@ def gqa_sdpa(module, query, key, value, attention_mask, dropout: float = 0.0, sc
     key/value head together instead of copying the key/value heads (`repeat_kv`), and a long query is
     attended in chunks (`query_chunks`)."""
     groups = getattr(module, "num_key_value_groups", 1)
-    chunks = None
+    plan = None
     if (attention_mask is not None and attention_mask.dtype == torch.bool and query.device.type == "cpu"
             and kwargs.get("position_bias") is None and kwargs.get("softcap") is None
             and not kwargs.get("output_attentions", False)):
-        chunks = _chunks(attention_mask)
-    if chunks is None or (len(chunks) == 1 and (groups == 1 or query.shape[2] == 1)):
+        plan = _plan(attention_mask)
+    whole = plan is not None and len(plan[0]) == 1 and plan[1] == [(0, query.shape[0], 0)]
+    if plan is None or (whole and (groups == 1 or query.shape[2] == 1)):
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
                                       is_causal=is_causal, **kwargs)
-    if len(chunks) == 1:
+    if whole:
         return _packed_sdpa(query, key, value, attention_mask, dropout, scaling).contiguous(), None
+    chunks, row_spans = plan
     batch, heads, length, dim = query.shape
     out = query.new_empty((batch, length, heads, dim))
-    for first, last, stop in chunks:
-        positions = slice(first, last)
-        out[:, positions] = _packed_sdpa(query[:, :, positions], key[:, :, :stop], value[:, :, :stop],
-                                         attention_mask[:, :, positions, :stop], dropout, scaling)
+    if len(chunks) > 1:
+        for first, last, stop in chunks:
+            positions = slice(first, last)
+            out[:, positions] = _packed_sdpa(query[:, :, positions], key[:, :, :stop], value[:, :, :stop],
+                                             attention_mask[:, :, positions, :stop], dropout, scaling)
+        return out, None
+    for first, last, start in row_spans:
+        rows = slice(first, last)
+        out[rows] = _packed_sdpa(query[rows], key[rows, :, start:], value[rows, :, start:],
+                                 attention_mask[rows, :, :, start:], dropout, scaling)
     return out, None
 
 

@@ -339,6 +339,8 @@ class GenerationEngine:
                 else:
                     joining.append((live, layers, len(row.ids)))
         joining = [entry for entry in joining if entry[0].request.error is None]  # a failed request's rows stay out
+        # longest first: rows of similar length side by side let attention skip more of the left padding
+        joining.sort(key=lambda entry: -entry[2])
         if joining:
             self._rebuild(joining)
 
@@ -546,6 +548,10 @@ class GenerationEngine:
             self.store.add([*live.row.ids, *live.tokens[:-1]],
                            [(k[batch_index:batch_index + 1, :, columns], v[batch_index:batch_index + 1, :, columns])
                             for k, v in _layers(self._cache)])
+        if batch_index is not None:
+            # it rides along until the next rebuild, attending only to the columns fed from now on (its output is
+            # not read): attention then need not read its old columns (`attention.row_groups`)
+            self._mask[batch_index] = 0
         live.request.finish(live.index, live.result())
 
     def _fail_live(self, error: BaseException) -> None:
