@@ -74,6 +74,24 @@ def main(argv=None) -> None:
     print(f"gqa_sdpa: {t_theirs / t_ours:.1f}x")
 
 
+def one_call_against(module, constant: str, one_call, name: str, query, key, value, mask, repeats: int):
+    """`gqa_sdpa` with the `attention` module constant set to `one_call` (one SDPA call) and as it is (`name`):
+    the outputs and the seconds of each."""
+    from lightning_latentseek.engine import attention
+
+    kept = getattr(attention, constant)
+    outs, times = {}, {}
+    try:
+        for label, setting in (("one call", one_call), (name, kept)):
+            setattr(attention, constant, setting)
+            outs[label] = attention.gqa_sdpa(module, query, key, value, mask, scaling=0.125)[0]
+            times[label] = seconds(lambda: attention.gqa_sdpa(module, query, key, value, mask, scaling=0.125),
+                                   repeats)
+    finally:
+        setattr(attention, constant, kept)
+    return outs, times
+
+
 def chunked_prefill(module, repeats: int) -> None:
     """A long prefill's query in chunks (`query_chunks`) against one call: the longest paper verifier
     instructions (~690 positions) on top of their cached shared prefix (~330)."""
@@ -84,12 +102,7 @@ def chunked_prefill(module, repeats: int) -> None:
     query = torch.randn(1, 9, new, 64)
     key, value = torch.randn(1, 3, cached + new, 64), torch.randn(1, 3, cached + new, 64)
     chunk = attention.QUERY_CHUNK
-    outs, times = {}, {}
-    for name, setting in (("one call", 10 ** 9), ("chunks", chunk)):
-        attention.QUERY_CHUNK = setting
-        outs[name] = attention.gqa_sdpa(module, query, key, value, mask, scaling=0.125)[0]
-        times[name] = seconds(lambda: attention.gqa_sdpa(module, query, key, value, mask, scaling=0.125), repeats)
-    attention.QUERY_CHUNK = chunk
+    outs, times = one_call_against(module, "QUERY_CHUNK", 10 ** 9, "chunks", query, key, value, mask, repeats)
     print(f"prefill of {new} positions on {cached} cached: one call {times['one call'] * 1e3:.2f} ms per layer, "
           f"chunks of {chunk} {times['chunks'] * 1e3:.2f} ms (largest difference "
           f"{float((outs['one call'] - outs['chunks']).abs().max()):.1e}): query chunks "
@@ -108,7 +121,6 @@ def grouped_rows(module, repeats: int) -> None:
     """A left-padded decoding batch in row groups (`row_groups`) against one call, on logged steps."""
     from lightning_latentseek.engine import attention
 
-    groups = attention.MAX_ROW_GROUPS
     for columns, q, firsts in LOGGED_STEPS:
         b = len(firsts)
         mask = torch.ones(b, 1, q, columns, dtype=torch.bool)
@@ -117,13 +129,7 @@ def grouped_rows(module, repeats: int) -> None:
             mask[row, ..., :first] = False
         query = torch.randn(b, 9, q, 64)
         key, value = torch.randn(b, 3, columns, 64), torch.randn(b, 3, columns, 64)
-        outs, times = {}, {}
-        for name, setting in (("one call", 1), ("row groups", groups)):
-            attention.MAX_ROW_GROUPS = setting
-            outs[name] = attention.gqa_sdpa(module, query, key, value, mask, scaling=0.125)[0]
-            times[name] = seconds(lambda: attention.gqa_sdpa(module, query, key, value, mask, scaling=0.125),
-                                  repeats)
-        attention.MAX_ROW_GROUPS = groups
+        outs, times = one_call_against(module, "MAX_ROW_GROUPS", 1, "row groups", query, key, value, mask, repeats)
         print(f"logged step of {b} rows x {q} positions over {columns} columns "
               f"({sum(columns - f for f in firsts) / (b * columns):.0%} of the cells not padding): one call "
               f"{times['one call'] * 1e3:.2f} ms per layer, {len(attention.row_groups(mask))} row groups "

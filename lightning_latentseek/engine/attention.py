@@ -14,7 +14,6 @@ result up to float summation order):
   a cached prefix also computes the half of its own square that the mask hides. A long query (the paper's
   longest verifier instructions: ~700 positions) is attended in chunks (`query_chunks`), each reading the
   keys up to the last one it sees: 1.12x on that attention (`benchmarks/attention.py`).
-
 * **Less of the left padding.** The rows of a decoding batch are left-padded to its longest row, and the
   padding (half of the cells in a paper-mode self-reward run) costs SDPA as much as real columns. Such a
   batch is attended in groups of consecutive rows, each reading the columns from its earliest row's first
@@ -127,8 +126,8 @@ def _packed_sdpa(query: Tensor, key: Tensor, value: Tensor, mask: Tensor, dropou
 def gqa_sdpa(module, query, key, value, attention_mask, dropout: float = 0.0, scaling: float | None = None,
              is_causal: bool | None = None, **kwargs):
     """transformers' SDPA attention, except that a masked query on the CPU packs the query heads of each
-    key/value head together instead of copying the key/value heads (`repeat_kv`), and a long query is
-    attended in chunks (`query_chunks`)."""
+    key/value head together instead of copying the key/value heads (`repeat_kv`), a long query is attended in
+    chunks (`query_chunks`) and a left-padded batch in groups of rows (`row_groups`)."""
     groups = getattr(module, "num_key_value_groups", 1)
     plan = None
     if (attention_mask is not None and attention_mask.dtype == torch.bool and query.device.type == "cpu"
