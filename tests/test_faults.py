@@ -37,6 +37,12 @@ def results(out: Path) -> dict[str, dict]:
     return {r["id"]: r for r in map(json.loads, (out / "results.jsonl").read_text().splitlines())}
 
 
+def terminal_ctrl_c() -> None:
+    """In a child before it starts: Ctrl-C handled as in a terminal. A background job (`cmd &` without job
+    control, as CI runners may start pytest) inherits SIGINT ignored, and Python keeps it ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def problem_of(llm: FrozenLM, ids) -> str:
     """The id of the problem whose prompt these ids start with (questions read "Problem <id>: ...")."""
     return llm.decode(ids).split("Problem ", 1)[1].split(":", 1)[0]
@@ -96,7 +102,8 @@ def test_ctrl_c_in_process(tiny_dir, tmp_path, monkeypatch, batch):
 
     monkeypatch.setattr(GenerationEngine, "generate", interrupted)
     data = write_problems(tmp_path / "p.jsonl", ["a", "b", "c", "d"])
-    handler = signal.getsignal(signal.SIGINT)
+    # Ctrl-C as in a terminal, even when pytest itself runs with SIGINT ignored (a background job)
+    handler = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         with pytest.raises(SystemExit) as stop:
             main(cli_args(tiny_dir, data, tmp_path / "out", "--data.batch_size", batch))
@@ -118,7 +125,7 @@ def test_ctrl_c_two_ranks_then_resume_on_one(tiny_dir, tmp_path):
     proc = subprocess.Popen([sys.executable, "train_free.py", *cli_args(tiny_dir, data, out, "--trainer.devices", "2",
                                                                 "--data.batch_size", "1")],
                             cwd=ROOT, env={**env, "OMP_NUM_THREADS": "1"}, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=terminal_ctrl_c)
     rank_files = [out / "results.rank0.jsonl", out / "results.rank1.jsonl"]
     deadline = time.monotonic() + 300
     while not any(read_records(path) for path in rank_files):
