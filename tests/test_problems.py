@@ -14,7 +14,7 @@ from lightning_latentseek.problems import (
 )
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = ROOT.parent / "shared" / "data"  # the benchmark copies beside the clone (see its README)
+DATA = Path(__file__).resolve().parent / "data"  # slices of the real benchmark files (see tests/data/README.md)
 DEMO = Path(__file__).resolve().parents[1] / "lightning_latentseek" / "data" / "demo.jsonl"
 
 
@@ -327,29 +327,32 @@ def test_demo_file() -> None:
     assert all(p.answer.isdigit() for p in problems)
 
 
-def _require(file_name: str) -> str:
-    """A benchmark copy in ROOT/../shared/data (present beside every clone this project tests)."""
-    path = SHARED_DATA / file_name
-    assert path.is_file(), f"benchmark file {path} is missing: the local copies live in ../shared/data"
-    return str(path)
-
-
 def test_real_gsm8k() -> None:
-    problems = load_problems("gsm8k", _require("gsm8k_test.jsonl"), limit=3)
-    assert len(problems) == 3
-    assert problems[0].answer == "18"
-    assert problems[0].id == "0"
+    """The first 5 rows of GSM8K's test.jsonl: the label is the text after '####', the id the row index."""
+    problems = load_problems("gsm8k", str(DATA / "gsm8k_test_head5.jsonl"), limit=3)
+    assert [(p.id, p.answer) for p in problems] == [("0", "18"), ("1", "3"), ("2", "70000")]
+    assert problems[0].question.startswith("Janet\u2019s ducks lay 16 eggs per day.")
+    assert problems[0].meta["line"] == 1
 
 
 def test_real_aime2024() -> None:
-    problems = load_problems("aime2024", _require("aime2024.jsonl"))
-    assert len(problems) == 30
-    assert problems[0].id == "60"
-    assert all(p.answer.isdigit() and not p.answer.startswith("0") for p in problems)
+    """The first 8 rows of AIME 2024 (ids 60-67): the zero-padded label '025' reads as 25."""
+    problems = load_problems("aime2024", str(DATA / "aime2024_head8.jsonl"))
+    assert [(p.id, p.answer) for p in problems] == [
+        ("60", "204"), ("61", "113"), ("62", "371"), ("63", "385"),
+        ("64", "110"), ("65", "104"), ("66", "721"), ("67", "25"),
+    ]
+    assert problems[0].question.startswith("Every morning Aya goes for a $9$-kilometer-long walk")
 
 
 def test_real_math500() -> None:
-    problems = load_problems("math500", _require("math500_test.jsonl"))
-    assert len(problems) == 500
-    assert problems[0].id == "test/precalculus/807.json"
-    assert problems[0].answer == r"\left( 3, \frac{\pi}{2} \right)"
+    """The first 5 rows of MATH-500: ids are unique_id, answers the LaTeX of the 'answer' field."""
+    problems = load_problems("math500", str(DATA / "math500_test_head5.jsonl"))
+    assert [(p.id, p.answer) for p in problems] == [
+        ("test/precalculus/807.json", r"\left( 3, \frac{\pi}{2} \right)"),
+        ("test/intermediate_algebra/1994.json", "p - q"),
+        ("test/algebra/2584.json", r"\frac{14}{3}"),
+        ("test/number_theory/572.json", "9"),
+        ("test/algebra/1349.json", r"\text{Evelyn}"),
+    ]
+    assert problems[0].question.startswith(r"Convert the point $(0,3)$ in rectangular coordinates")
