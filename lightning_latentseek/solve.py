@@ -69,16 +69,18 @@ class RunSpec:
         steps = self.trainer.get("max_steps", 10)
         return 10 if steps is None or steps < 0 else int(steps)
 
-    def result_config(self) -> dict:
-        """The settings that change a problem's result (keys of the resume hash)."""
+    def result_config(self, accelerator: str) -> dict:
+        """The settings that change a problem's result (keys of the resume hash), on the resolved device type
+        (`resolve_accelerator`): the precision as resolved there and the LLM's dtype it implies, so a CPU run
+        (fp32) and a GPU run (bf16) never share records."""
         model = dataclasses.asdict(self.model)
         model.pop("draft_tokens")  # speed only, as the batch size: a run may resume with another value
         data = {k: getattr(self.data, k) for k in ("name", "path", "split", "question_field", "answer_field")}
         if self.data.name == "arith":
             data.update(arith_steps=self.data.arith_steps, arith_seed=self.data.arith_seed)
-        precision = self.trainer.get("precision")
-        return {"method": self.method, "seed": self.seed, "max_steps": self.max_steps,
-                "precision": str(precision), "model": model, "data": data}
+        precision, dtype = resolve_precision(self.trainer, accelerator)
+        return {"method": self.method, "seed": self.seed, "max_steps": self.max_steps, "device": accelerator,
+                "precision": precision, "llm_dtype": str(dtype).removeprefix("torch."), "model": model, "data": data}
 
 
 # ------------------------------------------------------------------------------------------ ranks
@@ -224,7 +226,7 @@ def run(spec: RunSpec) -> dict | None:
     out_dir = Path(spec.output_dir)
     rank = detect_rank(devices, num_nodes)
     if rank.rank == 0:
-        prepare_output_dir(out_dir, spec)
+        prepare_output_dir(out_dir, spec, accelerator)
         for error in bad_rows:
             print(f"Skipping a malformed row: {error}", file=sys.stderr)
     children = []
@@ -232,7 +234,7 @@ def run(spec: RunSpec) -> dict | None:
         children = launch_ranks(devices, num_nodes)
         rank = detect_rank(devices, num_nodes)
     store = join_ranks(rank)
-    digest = config_hash(spec.result_config())
+    digest = config_hash(spec.result_config(accelerator))
     done = finished_records(out_dir, digest)
     shard = [p for i, p in enumerate(problems) if i % rank.world == rank.rank and str(p.id) not in done]
     run_logger = RunLogger(spec.trainer.get("logger"), run_config(spec), spec.max_steps) if rank.rank == 0 else None
@@ -412,11 +414,11 @@ def run_config(spec: RunSpec) -> dict:
     return json.loads(json.dumps(config, default=str))
 
 
-def prepare_output_dir(out_dir: Path, spec: RunSpec) -> None:
+def prepare_output_dir(out_dir: Path, spec: RunSpec, accelerator: str) -> None:
     """Create `out_dir`; refuse to mix results of another configuration unless --overwrite."""
     out_dir.mkdir(parents=True, exist_ok=True)
     config_file = out_dir / RUN_CONFIG
-    current = json.loads(json.dumps(spec.result_config(), default=str))
+    current = json.loads(json.dumps(spec.result_config(accelerator), default=str))
     if spec.overwrite:
         for path in [out_dir / RESULTS, out_dir / "summary.json", out_dir / "summary.md",
                      *out_dir.glob("results.rank*.jsonl")]:

@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 
 from lightning_latentseek.cli import main
+from lightning_latentseek.records import config_hash
+from lightning_latentseek.solve import RunSpec
 from tiny import cli_args, user_error, write_problems
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,3 +52,29 @@ def test_config_change_is_refused_unless_overwrite(tiny_dir, tmp_path, capsys):
     assert [r["id"] for r in after] == ["q0"] and after[0]["config_hash"] != before[0]["config_hash"]
     main(cli_args(tiny_dir, data, out, "--model.lr", "0.1"))  # the same command again: nothing left to do
     assert results(out) == after
+
+
+def test_the_resume_hash_holds_the_resolved_llm_dtype_and_device_type():
+    """Precision unset means fp32 on a CPU and bf16 on a GPU: the two runs must not share an output directory."""
+    cpu, gpu = RunSpec().result_config("cpu"), RunSpec().result_config("cuda")
+    assert (cpu["device"], cpu["precision"], cpu["llm_dtype"]) == ("cpu", "32-true", "float32")
+    assert (gpu["device"], gpu["precision"], gpu["llm_dtype"]) == ("cuda", "bf16-true", "bfloat16")
+    assert config_hash(cpu) != config_hash(gpu)
+    # bf16 on a CPU is another run; the default spelled out is the same run
+    assert config_hash(RunSpec(trainer={"precision": "bf16-true"}).result_config("cpu")) != config_hash(cpu)
+    assert RunSpec(trainer={"precision": "32-true"}).result_config("cpu") == cpu
+
+
+def test_a_resume_in_another_llm_dtype_is_refused(tiny_dir, tmp_path, capsys):
+    data = write_problems(tmp_path / "p.jsonl", 1)
+    out = tmp_path / "out"
+    main(cli_args(tiny_dir, data, out))
+    saved = json.loads((out / "run_config.json").read_text())
+    assert (saved["device"], saved["precision"], saved["llm_dtype"]) == ("cpu", "32-true", "float32")
+    before = results(out)
+
+    line = user_error(capsys, cli_args(tiny_dir, data, out, "--trainer.precision", "bf16-true"))
+    assert line == (f"error: {out} holds results of a different configuration (changed: llm_dtype, precision); "
+                    "use another --output_dir, or --overwrite to discard them")
+    main(cli_args(tiny_dir, data, out, "--trainer.precision", "32-true"))  # the resolved default: nothing to redo
+    assert results(out) == before
