@@ -55,6 +55,29 @@ def test_batched_rows_match_full_reforward_and_keep_the_latents(llm):
     engine.close()
 
 
+def test_kept_latents_are_copies_not_views_of_a_forwards_output(llm):
+    """z_t of a keep_hidden row is one (H,) row of a forward's (B, width, H) output (of the whole prompt's, for
+    the first): the engine keeps a copy of that row, so no step's whole output stays alive while the CoT goes on."""
+    engine = GenerationEngine(llm)  # drafts on: some steps are several positions wide
+    kept_sizes: list[tuple[int, int]] = []  # (storage bytes, tensor bytes) of every latent the rows hold
+
+    def look(tokens):  # runs in the engine thread right after a token and its latent were added
+        for live in engine._rows:
+            for z in live.hidden:
+                kept_sizes.append((z.untyped_storage().nbytes(), z.numel() * z.element_size()))
+        return False
+
+    try:
+        rows = prompts(llm, 3)
+        results = engine.generate([Row(ids, 12, frozenset(), keep_hidden=True, stop=look) for ids in rows])
+    finally:
+        engine.close()
+    assert [r.hidden.shape for r in results] == [(12, llm.hidden_size)] * 3
+    assert len(kept_sizes) > 3 * 12  # every step looked at every kept latent so far
+    assert {stored for stored, _ in kept_sizes} == {llm.hidden_size * 4}  # fp32: (H,) and nothing more
+    assert all(stored == size for stored, size in kept_sizes)
+
+
 def test_rows_from_many_threads_share_forwards(llm):
     engine = GenerationEngine(llm, draft_tokens=0)
     rows = prompts(llm, 6)

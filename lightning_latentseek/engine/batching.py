@@ -109,11 +109,12 @@ class _Live:
         self.sequence = list(self.row.ids)
 
     def add(self, token: int, hidden: Tensor) -> bool:
-        """Append a token; True when the row is finished."""
+        """Append a token; True when the row is finished. `hidden` (H,) is a row of a forward's whole output:
+        a kept one is copied, so that no step's (B, width, H) output stays alive until the row ends."""
         self.tokens.append(token)
         self.sequence.append(token)
         if self.row.keep_hidden:
-            self.hidden.append(hidden)
+            self.hidden.append(hidden.clone())
         return (token in self.row.stop_ids or len(self.tokens) >= self.row.max_new_tokens
                 or (self.row.stop is not None and self.row.stop(self.tokens)))
 
