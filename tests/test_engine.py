@@ -353,6 +353,88 @@ def test_cancel_fails_waiting_callers_and_reopen_serves_again(llm, engine):
     assert len(engine.generate([Row(ids, 3, frozenset())])[0].tokens) == 3
 
 
+def call_in_thread(function, timeout: float = 60):
+    """function() in a thread of its own: ("ok", result) or ("error", exception); ("hung", None) after `timeout` s."""
+    outcome = []
+
+    def target():
+        try:
+            outcome.append(("ok", function()))
+        except BaseException as error:  # noqa: BLE001 -- handed to the test
+            outcome.append(("error", error))
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    return outcome[0] if outcome else ("hung", None)
+
+
+def engine_threads(other_than=()) -> list[threading.Thread]:
+    """The live engine threads but those of `other_than` (engines other tests left running)."""
+    return [t for t in threading.enumerate() if t.name == "generation-engine" and t.is_alive() and t not in other_than]
+
+
+def test_a_cancel_whose_reason_reads_closed_does_not_stop_the_engine(llm, engine):
+    """Shutdown is close()'s own signal, not a message text: cancel("closed") is a cancel like any other."""
+    ids = prompts(llm, 1)[0]
+    in_flight = threading.Event()
+
+    def stop(tokens):
+        in_flight.set()
+        return False
+
+    caller = threading.Thread(target=lambda: outcome.append(call_in_thread(
+        lambda: engine.generate([Row(ids, 100_000, frozenset(), stop=stop)]))))
+    outcome: list = []
+    caller.start()
+    assert in_flight.wait(30)
+    thread = engine._thread
+    engine.cancel("closed")
+    caller.join(60)
+    [(status, error)] = outcome
+    assert status == "error" and isinstance(error, EngineClosed) and str(error) == "closed"
+    thread.join(1.0)  # a thread that took "closed" for its shutdown would have ended right after failing the caller
+    assert thread.is_alive() and engine._thread is thread
+    engine.reopen()
+    status, results = call_in_thread(lambda: engine.generate([Row(ids, 3, frozenset())]))
+    assert status == "ok" and results[0].tokens == full_forward_greedy(llm, ids, 3, frozenset())[0]
+
+
+def test_close_keeps_track_of_a_thread_that_outlives_its_timeout(llm, monkeypatch):
+    """A forward longer than close()'s timeout: close() reports it and returns False, the engine keeps the thread
+    and stays closed (no second thread, no request served by the old one); a later close() joins it."""
+    ids = prompts(llm, 1)[0]
+    forward = type(llm).forward
+    in_forward, release = threading.Event(), threading.Event()
+
+    def slow(self, *args, **kwargs):
+        in_forward.set()
+        assert release.wait(60)
+        return forward(self, *args, **kwargs)
+
+    engine = GenerationEngine(llm)
+    others = engine_threads()
+    monkeypatch.setattr(type(llm), "forward", slow)
+    caller = threading.Thread(target=call_in_thread, args=(lambda: engine.generate([Row(ids, 5, frozenset())]),))
+    caller.start()
+    assert in_forward.wait(30)
+    [thread] = engine_threads(others)
+    with pytest.warns(RuntimeWarning, match="still running 0.2 s after close"):
+        assert engine.close(timeout=0.2) is False
+    assert thread.is_alive() and engine._thread is thread  # not forgotten
+    engine.reopen()  # does not undo a close
+    with pytest.raises(EngineClosed, match="closed"):
+        engine.generate([Row(ids, 3, frozenset())])
+    assert engine_threads(others) == [thread]
+    release.set()
+    monkeypatch.setattr(type(llm), "forward", forward)
+    caller.join(30)
+    assert engine.close(timeout=30) is True  # the later close() joins it
+    assert not thread.is_alive() and engine_threads(others) == []
+    assert engine.generate([Row(ids, 3, frozenset())])[0].tokens == full_forward_greedy(llm, ids, 3, frozenset())[0]
+    assert engine.close() is True
+
+
 def test_a_failing_forward_fails_its_request_and_the_engine_goes_on(llm, engine, monkeypatch):
     ids = prompts(llm, 1)[0]
     forward = type(llm).forward

@@ -21,6 +21,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
+import warnings
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
@@ -69,6 +70,10 @@ class SequenceTooLong(UserError, ValueError):
 
 class EngineClosed(RuntimeError):
     """The engine was cancelled or closed: the request was not (fully) served."""
+
+
+class _Shutdown(EngineClosed):
+    """`close()`'s failure: it also tells the engine thread to end (a `cancel` of any reason does not)."""
 
 
 class _Request:
@@ -275,18 +280,33 @@ class GenerationEngine:
             self._queue.put(None)  # wake the engine thread
 
     def reopen(self) -> None:
+        """Serve again after `cancel` (not after a `close` whose thread has not ended yet)."""
         with self._lock:
-            self._failure = None
+            if not isinstance(self._failure, _Shutdown):
+                self._failure = None
 
-    def close(self) -> None:
-        """Stop the engine thread (requests in flight fail)."""
-        self.cancel("closed")
-        thread = self._thread
+    def close(self, timeout: float = 30.0) -> bool:
+        """Stop the engine thread (requests in flight fail); True once it has ended.
+
+        The thread ends after its current forward. If it is still running after `timeout` seconds (a forward
+        that takes longer), close() warns and returns False: the engine keeps the thread and stays closed
+        (requests fail with `EngineClosed`, no second thread is started), and a later close() joins it again.
+        """
+        with self._lock:
+            self._failure = _Shutdown("the generation engine is closed")
+            self._queue.put(None)  # wake the engine thread
+            thread = self._thread
         if thread is not None:
-            thread.join(timeout=30)
+            thread.join(timeout)
+            if thread.is_alive():
+                warnings.warn(f"the generation engine's thread is still running {timeout:g} s after close() (a "
+                              f"forward longer than that?); it ends after its current forward, and the engine "
+                              f"stays closed until a later close() has joined it", RuntimeWarning, stacklevel=2)
+                return False
         with self._lock:
             self._thread = None
             self._failure = None
+        return True
 
     # ------------------------------------------------------------------ the engine thread
     def _serve(self) -> None:
@@ -295,7 +315,7 @@ class GenerationEngine:
                 failure = self._failure
                 if failure is not None:
                     self._fail_all(failure)
-                    if str(failure) == "closed":
+                    if isinstance(failure, _Shutdown):
                         return
                 if self.continuous or not self._rows:
                     self._admit(block=not self._rows)
