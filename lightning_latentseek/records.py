@@ -1,4 +1,5 @@
-"""Result records: grading an outcome, appending JSONL safely, resuming, merging ranks, summaries."""
+"""Result records: grading an outcome, appending JSONL safely, resuming, merging ranks (their summary:
+`summary.py`)."""
 
 from __future__ import annotations
 
@@ -9,12 +10,9 @@ import time
 from pathlib import Path
 from typing import Iterable
 
-from torchmetrics.aggregation import MeanMetric
-
 from lightning_latentseek.grading import extract_answer, grade, numeric_dataset
 from lightning_latentseek.methods import Outcome
 from lightning_latentseek.problems import Problem
-from lightning_latentseek.report_stats import reward_calls, wilson_interval
 
 RESULTS = "results.jsonl"
 RUN_CONFIG = "run_config.json"
@@ -165,59 +163,3 @@ def merge(out_dir: Path, order: Iterable[str], config_hash: str, skipped: Iterab
         for path in out_dir.glob("results.rank*.jsonl"):
             path.unlink()
     return records
-
-
-# ------------------------------------------------------------------------------------------ summary
-def _mean(values: Iterable[float]) -> float | None:
-    """Mean through torchmetrics (rank-local: summaries are computed from the merged records)."""
-    metric = MeanMetric(sync_on_compute=False)
-    any_value = False
-    for v in values:
-        if v is not None:
-            metric.update(float(v))
-            any_value = True
-    return round(float(metric.compute()), 4) if any_value else None
-
-
-def accuracy_by_iteration(records: list[dict], max_iterations: int) -> list[float | None]:
-    """Accuracy of the answer held after i iterations (a stopped problem keeps its final answer)."""
-    tracked = [r for r in records if r.get("trajectory")]
-    if not tracked:
-        return []
-    curve = []
-    for i in range(max_iterations + 1):
-        curve.append(_mean(float(bool(r["trajectory"][min(i, len(r["trajectory"]) - 1)]["correct"])) for r in tracked))
-    return curve
-
-
-def summarize(records: list[dict], config: dict, max_iterations: int) -> dict:
-    solved = [r for r in records if not r.get("skipped")]
-    n = len(solved)
-    accuracy = _mean(float(bool(r["correct"])) for r in solved)
-    low, high = wilson_interval(sum(bool(r["correct"]) for r in solved), n)
-    stop_reasons: dict[str, int] = {}
-    for r in solved:
-        stop_reasons[r["stop_reason"]] = stop_reasons.get(r["stop_reason"], 0) + 1
-    return {
-        "n": n,
-        "skipped": len(records) - n,
-        "method": config.get("method"),
-        "cot_accuracy": _mean(float(r["cot_correct"]) for r in solved if r.get("cot_correct") is not None),
-        "accuracy": accuracy,
-        "accuracy_ci95": [round(low, 4), round(high, 4)],
-        "mean_iterations": _mean(r["iterations"] for r in solved),
-        "mean_reward_calls": _mean(reward_calls(r) for r in solved),
-        "mean_solver_tokens": _mean(r["solver_tokens"] for r in solved),
-        "mean_verifier_tokens": _mean(r["verifier_tokens"] for r in solved),
-        "seconds_per_problem": _mean(r["seconds"] for r in solved),
-        "stop_reasons": stop_reasons,
-        "accuracy_by_iteration": accuracy_by_iteration(solved, max_iterations),
-        "config": config,
-    }
-
-
-def summary_markdown(summary: dict, title: str = "") -> str:
-    """One table row per run, the same columns the report uses."""
-    from lightning_latentseek.report import markdown_table
-
-    return markdown_table([(title or summary.get("method") or "run", summary)])

@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lightning_latentseek.report_stats import accuracy_by_iteration, run_stats
+from lightning_latentseek.report_stats import run_stats
 
 SUMMARY = "summary.json"
 REWARD_METHODS = ("latentseek", "random", "bon")  # the methods that call the reward
@@ -139,8 +139,9 @@ def load_run(argument: str) -> Run:
     if not records or not (directory / RUN_CONFIG).is_file():
         raise ReportInputError(f"{path}: no {SUMMARY} (has the run finished?)")
     config = _read_json(directory / RUN_CONFIG)
-    summary = {"method": config.get("method"), "config": config,
-               "accuracy_by_iteration": accuracy_by_iteration(records, int(config.get("max_steps") or 0))}
+    from lightning_latentseek.summary import summarize  # torch: only for a run without summary.json
+
+    summary = summarize(records, config, int(config.get("max_steps") or 0))
     label = name or run_label(summary, records, directory)[:-1] + ", unfinished)"
     return Run(label, directory, summary, records)
 

@@ -27,11 +27,6 @@ def wilson_interval(successes: float, n: int, z: float = 1.96) -> tuple[float, f
     return (max(0.0, centre - half), min(1.0, centre + half))
 
 
-def _mean(values: Iterable) -> float | None:
-    values = [float(v) for v in values if v is not None]
-    return sum(values) / len(values) if values else None
-
-
 def reward_calls(record: dict) -> int:
     """Answers judged by the reward for one problem.
 
@@ -53,42 +48,23 @@ def reward_calls(record: dict) -> int:
     return len(record.get("rewards") or [])
 
 
-def records_stats(records: list[dict]) -> dict:
-    """The table's columns computed from the records alone (skipped rows left out)."""
-    rows = solved(records)
-    n = len(rows)
-    correct = sum(bool(r.get("correct")) for r in rows)
-    low, high = wilson_interval(correct, n)
-    return {
-        "n": n,
-        "accuracy": correct / n if n else None,
-        "accuracy_ci95": [low, high] if n else None,
-        "cot_accuracy": _mean(float(bool(r["cot_correct"])) for r in rows if r.get("cot_correct") is not None),
-        "mean_iterations": _mean(r.get("iterations") for r in rows),
-        "mean_reward_calls": _mean(reward_calls(r) for r in rows),
-        "mean_solver_tokens": _mean(r.get("solver_tokens") for r in rows),
-        "mean_verifier_tokens": _mean(r.get("verifier_tokens") for r in rows),
-        "seconds_per_problem": _mean(r.get("seconds") for r in rows),
-    }
-
-
-def accuracy_by_iteration(records: list[dict], max_iterations: int) -> list[float]:
-    """Accuracy of the answer held after i iterations, i = 0..max_iterations (a problem that stopped early
-    keeps its last answer); [] when no record has a trajectory."""
-    tracked = [r for r in solved(records) if r.get("trajectory")]
-    if not tracked:
-        return []
-    return [sum(bool(r["trajectory"][min(i, len(r["trajectory"]) - 1)].get("correct")) for r in tracked) / len(tracked)
-            for i in range(max_iterations + 1)]
+# The run table's numbers (`report.COLUMNS`), which `run_stats` completes from the records.
+TABLE_KEYS = ("n", "accuracy", "accuracy_ci95", "cot_accuracy", "mean_iterations", "mean_reward_calls",
+              "mean_solver_tokens", "mean_verifier_tokens", "seconds_per_problem")
 
 
 def run_stats(summary: dict, records: list[dict] | None) -> dict:
-    """The summary's values, with what it lacks (None or missing) computed from the records."""
+    """The summary's values, with the table's numbers it lacks (None or missing: a summary.json of an older
+    version) computed from the records by the same function that writes summary.json (`summary.summarize`)."""
     stats = dict(summary)
-    if records:
-        for key, value in records_stats(records).items():
+    if records and any(stats.get(key) is None for key in TABLE_KEYS):
+        from lightning_latentseek.summary import summarize  # torch: only when a summary is incomplete
+
+        config = summary.get("config") or {}
+        computed = summarize(records, config, int(config.get("max_steps") or 0))
+        for key in TABLE_KEYS:
             if stats.get(key) is None:
-                stats[key] = value
+                stats[key] = computed[key]
     return stats
 
 

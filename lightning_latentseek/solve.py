@@ -32,10 +32,10 @@ from lightning_latentseek.engine import GenerationEngine, load_llm, resolve_llm_
 from lightning_latentseek.errors import UserError
 from lightning_latentseek.methods import METHOD_FUNCTIONS, Outcome, SolveContext
 from lightning_latentseek.problems import Problem, ProblemDataError, load_problems_with_errors
-from lightning_latentseek.records import (RESULTS, RUN_CONFIG, build_record, config_hash, finished_records, merge,
-                                          summarize, summary_markdown)
+from lightning_latentseek.records import RESULTS, RUN_CONFIG, build_record, config_hash, finished_records, merge
 from lightning_latentseek.rewards import build_reward
 from lightning_latentseek.seeds import stable_seed
+from lightning_latentseek.summary import summarize, summary_markdown
 
 # Per-problem Trainer flags that keep a fit to milliseconds of overhead (see docs on per-problem fits).
 FIT_FLAGS = dict(enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,

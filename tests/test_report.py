@@ -265,7 +265,7 @@ def test_torn_last_line_is_ignored(tmp_path):
 
 
 def test_summary_has_mean_reward_calls():
-    from lightning_latentseek.records import summarize
+    from lightning_latentseek.summary import summarize
 
     summary = summarize(SEEK_RECORDS, {"method": "latentseek"}, max_iterations=2)
     assert summary["mean_reward_calls"] == 4.0  # (2 + 7 + 3) / 3, the skipped row left out
@@ -285,8 +285,42 @@ def test_unfinished_run_is_reported_from_its_records(tmp_path):
                         "| 200.0 | 60.0 | 3.00 |")
 
 
+def test_summary_json_and_the_report_give_the_same_numbers(tmp_path):
+    """One summary function: the finished run's summary.json and summary.md, and the report of the same records
+    read as an unfinished run (no summary.json), hold the same numbers, whole (rounded only for display)."""
+    from lightning_latentseek.report_runs import load_run
+    from lightning_latentseek.summary import summarize, summary_markdown
+
+    config = {"method": "latentseek", "max_steps": 2, "model": {"reward": "self", "tau": -0.2}}
+    summary = json.loads(json.dumps(summarize(SEEK_RECORDS, config, max_iterations=2)))  # as summary.json holds it
+    # Wilson, 1 of 3, z 1.96: centre 0.426917, half-width 0.365427
+    expected = {"n": 3, "skipped": 1, "method": "latentseek", "accuracy": 1 / 3,
+                "accuracy_ci95": [0.0614903152761605, 0.7923450448735121],
+                "cot_accuracy": 1 / 3, "mean_iterations": 4 / 3, "mean_reward_calls": 4.0, "mean_solver_tokens": 200.0,
+                "mean_verifier_tokens": 60.0, "seconds_per_problem": 3.0,
+                "stop_reasons": {"reward_above_tau": 3},
+                # after 0, 1, 2 iterations: p2's CoT right; p1 right from iteration 1, p2 wrong; p4 never
+                "accuracy_by_iteration": [1 / 3, 1 / 3, 1 / 3], "config": config}
+    assert summary.keys() == expected.keys()
+    for key, value in expected.items():
+        assert summary[key] == (pytest.approx(value, rel=1e-12) if isinstance(value, (float, list)) else value), key
+
+    finished = write_run(tmp_path / "finished", summary, SEEK_RECORDS)
+    unfinished = tmp_path / "unfinished"
+    unfinished.mkdir()
+    (unfinished / "run_config.json").write_text(json.dumps(config))
+    (unfinished / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in SEEK_RECORDS))
+    from_summary, from_records = load_run(str(finished)).stats, load_run(str(unfinished)).stats
+    for key in report.COLUMNS[1:]:
+        assert from_summary[key[1]] == from_records[key[1]] == summary[key[1]], key
+    row = "| 3 | 0.333 | [0.061, 0.792] | 0.333 | 1.333 | 4.00 | 200.0 | 60.0 | 3.00 |"
+    assert summary_markdown(summary, title="run").splitlines()[2] == "| run " + row
+    report.main([f"run={finished}", f"run={unfinished}", "--output", str(tmp_path / "out")])
+    assert (tmp_path / "out" / "report.md").read_text().splitlines()[2:4] == ["| run " + row] * 2
+
+
 def test_accuracy_by_iteration_holds_the_last_answer():
-    from lightning_latentseek.report_stats import accuracy_by_iteration
+    from lightning_latentseek.summary import accuracy_by_iteration
 
     # p1: wrong, right (held after iteration 1); p4: wrong, wrong, wrong; the skipped row left out
     assert accuracy_by_iteration([P1, P4, SKIPPED], 3) == [0.0, 0.5, 0.5, 0.5]
