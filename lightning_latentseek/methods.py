@@ -100,7 +100,10 @@ def random_control(problem: Problem, ctx: SolveContext) -> Outcome:
 
 def _fit(search: ProblemSearch, latents: torch.Tensor, ctx: SolveContext, step: str) -> str:
     """Run the per-problem Lightning fit; returns why it stopped. A fault inside the fit ends only this
-    problem, which keeps the answers found so far (the run frees memory after an OOM)."""
+    problem, which keeps the answers found so far (the run frees memory after an OOM).
+
+    A run fits each problem in a thread of its own (`solve.solve_concurrently`), which Ctrl-C never reaches:
+    the main thread gets it and cancels the engine, so this fit ends with `EngineClosed`, raised through."""
     cfg = ctx.cfg
     module = LatentSeekModule(search, latents, lr=cfg.lr, optimizer=cfg.optimizer,
                               samples_per_step=cfg.samples_per_step, temperature=cfg.temperature, step=step,
@@ -112,12 +115,6 @@ def _fit(search: ProblemSearch, latents: torch.Tensor, ctx: SolveContext, step: 
         return "non_finite"
     except torch.OutOfMemoryError:
         return "out_of_memory"
-    except SystemExit as stop:
-        # Lightning's fit answers Ctrl-C with its own shutdown and sys.exit(1): hand the run its
-        # KeyboardInterrupt back, so it drops this problem and stops cleanly.
-        if isinstance(stop.__context__, KeyboardInterrupt):
-            raise KeyboardInterrupt from stop
-        raise
     return "reward_above_tau" if search.reward > cfg.tau else "max_steps"
 
 

@@ -510,28 +510,37 @@ def test_models_without_sliding_layers_have_no_window(llm):
 def test_rows_joining_and_leaving_at_every_step_keep_their_tokens(llm, monkeypatch):
     """Rows of different lengths and caps arrive while others decode, with so little room in the batch cache
     that rows are moved, moved left at its edge and copied into new buffers: each row's tokens are still
-    those of a full re-forward."""
+    those of a full re-forward. The arrivals are scripted in the engine thread (row i is queued right after
+    step i, so it joins before step i + 1), not left to when threads happen to run."""
     from lightning_latentseek.engine.batch_cache import BatchCache
+    from lightning_latentseek.engine.batching import _Request
 
     monkeypatch.setattr(BatchCache, "min_room", 1)
     rows = prompts(llm, 8)
-    caps = [3, 31, 7, 24, 2, 17, 40, 11]
+    caps = [40, 3, 31, 7, 24, 2, 17, 11]  # row 0 needs >= 8 steps (<= 5 tokens a step): all join while it decodes
     expected = [full_forward_greedy(llm, ids, cap, frozenset())[0] for ids, cap in zip(rows, caps)]
     engine = GenerationEngine(llm)
-    got: dict[int, list[int]] = {}
+    requests = [_Request([Row(ids, cap, frozenset())]) for ids, cap in zip(rows, caps)]
+    step, steps = engine._step, []
 
-    def call(i):
-        for _ in range(i % 3):  # arrive at different steps
-            engine.generate([Row(rows[0], 2, frozenset())])
-        got[i] = engine.generate([Row(rows[i], caps[i], frozenset())])[0].tokens
+    def step_then_send_the_next_row():
+        step()
+        steps.append(not requests[0].done.is_set())  # is row 0 still decoding?
+        if len(steps) < len(requests):
+            engine._queue.put(requests[len(steps)])
 
-    threads = [threading.Thread(target=call, args=(i,)) for i in range(8)]
+    engine._step = step_then_send_the_next_row  # the engine thread calls it
     try:
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        assert [got[i] for i in range(8)] == expected
-        assert engine.stats["rebuilds"] >= 8 and engine.stats["allocations"] >= 2 and engine.stats["moved_rows"] >= 1
+        engine._queue.put(requests[0])
+        with engine._lock:  # as generate() starts the engine thread
+            engine._thread = threading.Thread(target=engine._serve, name="generation-engine", daemon=True)
+            engine._thread.start()
+        for request in requests:
+            assert request.done.wait(60) and request.error is None
+        assert [request.results[0].tokens for request in requests] == expected
+        # one arrival per step: 8 joins (8 rebuilds at least), the second one outgrows the first buffers
+        assert engine.stats["rows"] == 8 and engine.stats["rebuilds"] >= 8
+        assert engine.stats["allocations"] >= 2 and engine.stats["moved_rows"] >= 1
+        assert all(steps[:7])  # row 0 was still decoding when each of the others arrived
     finally:
         engine.close()

@@ -8,12 +8,14 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
 import torch
 
+from callbacks import RecordWriter
 from lightning_latentseek import solve
 from lightning_latentseek.cli import main
 from lightning_latentseek.engine import FrozenLM, GenerationEngine
@@ -90,17 +92,42 @@ def test_faults_end_only_their_problem(tiny_dir, tmp_path, monkeypatch, batch):
 
 @pytest.mark.parametrize("batch", ["1", "2"])
 def test_ctrl_c_in_process(tiny_dir, tmp_path, monkeypatch, batch):
-    """Ctrl-C (SIGINT to this process) while problem "b" is being continued: the problems in flight are
-    dropped, the finished ones written, exit code 130."""
-    generate = GenerationEngine.generate
+    """Ctrl-C (SIGINT to this process) while problem "b" is being continued, once "a" is written: the problems in
+    flight are dropped ("b"; with two at once also "c", which took a's slot), "a" is kept, exit code 130.
+
+    Each step waits for the one before it (events, no sleeps): "b" sends SIGINT only once "a" is written (and,
+    two at once, "c" has started), and "b" and "c" generate only once the run has cancelled the engine. The problems run in threads of their own,
+    never on the main thread, which alone gets the KeyboardInterrupt."""
+    generate, cancel, append = GenerationEngine.generate, GenerationEngine.cancel, RecordWriter.on_problem_end
+    a_written, c_started, cancelled = threading.Event(), threading.Event(), threading.Event()
+    threads: dict[str, threading.Thread] = {}
+
+    def on_problem_end(self, problem, record):
+        append(self, problem, record)
+        if problem.id == "a":
+            a_written.set()
+
+    def cancel_and_tell(self, reason="cancelled"):
+        cancel(self, reason)
+        cancelled.set()
 
     def interrupted(self, rows):
-        if not rows[0].keep_hidden and problem_of(self.lm, rows[0].ids) == "b":
+        problem = problem_of(self.lm, rows[0].ids)
+        threads.setdefault(problem, threading.current_thread())
+        if problem == "b" and not rows[0].keep_hidden:  # b's first continuation
+            assert a_written.wait(60)
+            if batch == "2":  # c starts in a's slot once a is written
+                assert c_started.wait(60)
             os.kill(os.getpid(), signal.SIGINT)
-            time.sleep(5)  # the main thread gets the KeyboardInterrupt and cancels the engine meanwhile
+            assert cancelled.wait(60)
+        elif problem not in ("a", "b"):
+            c_started.set()
+            assert cancelled.wait(60)
         return generate(self, rows)
 
     monkeypatch.setattr(GenerationEngine, "generate", interrupted)
+    monkeypatch.setattr(GenerationEngine, "cancel", cancel_and_tell)
+    monkeypatch.setattr(RecordWriter, "on_problem_end", on_problem_end)
     data = write_problems(tmp_path / "p.jsonl", ["a", "b", "c", "d"])
     # Ctrl-C as in a terminal, even when pytest itself runs with SIGINT ignored (a background job)
     handler = signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -110,9 +137,10 @@ def test_ctrl_c_in_process(tiny_dir, tmp_path, monkeypatch, batch):
     finally:
         signal.signal(signal.SIGINT, handler)  # the run ignores further Ctrl-C while shutting down
     assert stop.value.code == 130
-    done = list(results(tmp_path / "out"))
-    assert "b" not in done and "d" not in done and (done == ["a"] if batch == "1" else done in ([], ["a"]))
-    assert json.loads((tmp_path / "out" / "summary.json").read_text())["n"] == len(done)
+    assert list(results(tmp_path / "out")) == ["a"]
+    assert json.loads((tmp_path / "out" / "summary.json").read_text())["n"] == 1
+    assert sorted(threads) == (["a", "b"] if batch == "1" else ["a", "b", "c"])
+    assert threading.main_thread() not in threads.values()
 
 
 def test_ctrl_c_two_ranks_then_resume_on_one(tiny_dir, tmp_path):
