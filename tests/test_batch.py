@@ -84,22 +84,34 @@ def test_a_finished_problem_frees_its_slot_and_k_bounds_each_problem(tiny_dir, t
 
 @pytest.mark.parametrize("batch", ["1", "2"])
 def test_sigkill_mid_batch_then_resume_solves_each_problem_once(tiny_dir, tmp_path, batch):
+    """SIGKILL right after the first record is written (a callback holds the run there until the kill), with
+    two at once while the other problem is in flight (its reward waits for that point): the kill point does not
+    depend on timing. The resume solves every other problem once and keeps the finished record as it was."""
     data = write_questions(tmp_path / "p.jsonl", [f"What is {i} + 1?" for i in range(5)])
     out = tmp_path / "out"
+    held = tmp_path / "held.json"
+    config = tmp_path / "hold.yaml"
+    config.write_text(yaml.safe_dump({"trainer": {"callbacks": [
+        {"class_path": "tiny.HoldAfterFirstRecord", "init_args": {"path": str(held)}}]}}))
     env = {k: v for k, v in os.environ.items() if k not in ("LOCAL_RANK", "WORLD_SIZE", "RANK", "MASTER_PORT")}
-    args = cli_args(tiny_dir, data, out, "--data.batch_size", batch, "--trainer.max_steps", "3")
-    proc = subprocess.Popen([sys.executable, "train_free.py", *args], cwd=ROOT,
-                            env={**env, "OMP_NUM_THREADS": "1"}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    args = cli_args(tiny_dir, data, out, "--data.batch_size", batch, "--trainer.max_steps", "3",
+                    "--model.reward", "tiny.GateReward",
+                    "--model.reward_args", json.dumps({"gate": str(held), "hold": ["q1"]}))
+    proc = subprocess.Popen([sys.executable, "train_free.py", "--config", str(config), *args], cwd=ROOT,
+                            env={**env, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT / "tests")},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 300
-        while not read_records(out / "results.jsonl"):
-            assert proc.poll() is None and time.monotonic() < deadline, "the run ended before a record appeared"
+        while not held.exists():
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1][-3000:]
             time.sleep(0.02)
     finally:
         proc.kill()
-        proc.wait()
+        proc.communicate()
+    # q0 ended first; one at a time q1 had not started, two at once it was in flight
+    assert json.loads(held.read_text()) == {"ended": "q0", "in_flight": [] if batch == "1" else ["q1"]}
     finished = {r["id"]: r for r in read_records(out / "results.jsonl")}
-    assert 0 < len(finished) < 5
+    assert list(finished) == ["q0"]
 
     main(args)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -55,26 +54,32 @@ def test_two_devices_match_one_process_and_resume_its_work(tiny_dir, tmp_path):
     assert json.loads((out / "summary.json").read_text())["n"] == 7
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_torchrun_style_environment(tiny_dir, tmp_path):
+    """Two ranks started as torchrun starts them: its agent (here the test) hosts the store on a port the OS
+    picked and holds (no free-port race), and the workers, told so by TORCHELASTIC_USE_AGENT_STORE, meet on it
+    as clients under their restart's prefix."""
+    from datetime import timedelta
+
+    from torch.distributed import TCPStore
+
     data = write_problems(tmp_path / "p.jsonl", 4)
     out = tmp_path / "out"
-    port = str(free_port())
+    agent_store = TCPStore("127.0.0.1", 0, is_master=True, wait_for_workers=False, timeout=timedelta(seconds=300))
+    torchrun = dict(TORCHELASTIC_RUN_ID="test-run", TORCHELASTIC_USE_AGENT_STORE="True", TORCHELASTIC_RESTART_COUNT="0",
+                    WORLD_SIZE="2", LOCAL_WORLD_SIZE="2", GROUP_RANK="0", MASTER_ADDR="127.0.0.1",
+                    MASTER_PORT=str(agent_store.port))
     command = [sys.executable, "train_free.py", *cli_args(tiny_dir, data, out)]
     procs = [subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                              env=subprocess_env(RANK=str(r), LOCAL_RANK=str(r), WORLD_SIZE="2",
-                                                 MASTER_ADDR="127.0.0.1", MASTER_PORT=port))
+                              env=subprocess_env(RANK=str(r), LOCAL_RANK=str(r), **torchrun))
              for r in (0, 1)]
     errors = [p.communicate(timeout=300)[1] for p in procs]
 
     assert [p.returncode for p in procs] == [0, 0], errors[0][-2000:] + errors[1][-2000:]
     assert [r["id"] for r in results(out)] == ["q0", "q1", "q2", "q3"]
     assert not list(out.glob("results.rank*.jsonl"))
+    # they met on the agent's store: rank 0's word to start, rank 1's report of its shard
+    assert agent_store.get("lightning-latentseek/0/ready") == b"1"
+    assert agent_store.get("lightning-latentseek/0/end/1") == b"done"
 
 
 @pytest.fixture

@@ -142,6 +142,26 @@ class ScheduleReward:
         return RewardResult(0.0 if stop is not None and n >= stop else -1.0)
 
 
+class GateReward:
+    """R = -1 (no problem stops before K); for the problems in `hold`, every call first waits until the file
+    `gate` exists: a test keeps such a problem in flight until a point of its choosing."""
+
+    def __init__(self, gate: str, hold: list):
+        self.gate, self.hold = gate, set(hold)
+
+    def __call__(self, problem, answer):
+        import os
+        import time
+
+        from lightning_latentseek.rewards import RewardResult
+
+        deadline = time.monotonic() + 300
+        while problem.id in self.hold and not os.path.exists(self.gate):
+            assert time.monotonic() < deadline, f"{self.gate} never appeared"
+            time.sleep(0.01)
+        return RewardResult(-1.0)
+
+
 class EventRecorder(ProblemCallback):
     """A problem callback (``trainer.callbacks``) appending "start <id>" / "end <id> <iterations>" lines to a file."""
 
@@ -155,3 +175,26 @@ class EventRecorder(ProblemCallback):
     def on_problem_end(self, problem, record):
         with open(self.path, "a") as f:
             f.write(f"end {problem.id} {record['iterations']}\n")
+
+
+class HoldAfterFirstRecord(ProblemCallback):
+    """A problem callback (``trainer.callbacks``, after the run's RecordWriter) that, once the first record is
+    written, writes `path` (JSON: the problem that ended and those started and not ended) and then holds the
+    run's main thread until the process is killed: no other record is written, the problems in flight stay so."""
+
+    def __init__(self, path: str):
+        self.path, self.started = path, []
+
+    def on_problem_start(self, problem):
+        self.started.append(problem.id)
+
+    def on_problem_end(self, problem, record):
+        import json
+        import os
+        import threading
+
+        in_flight = [i for i in self.started if i != problem.id]
+        with open(self.path + ".tmp", "w") as f:
+            json.dump({"ended": problem.id, "in_flight": in_flight}, f)
+        os.replace(self.path + ".tmp", self.path)
+        threading.Event().wait()
