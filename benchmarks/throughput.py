@@ -73,7 +73,7 @@ def solve_all(llm, problems, reward_name: str, batch: int, args, trainer_kwargs:
     """Solve `problems` B at once as the run does; returns answers, rewards and the measurements."""
     import lightning as L
 
-    from callbacks import RewardThreshold
+    from lightning_latentseek.callbacks import RewardThreshold
     from lightning_latentseek.config import SeekConfig
     from lightning_latentseek.engine import GenerationEngine
     from lightning_latentseek.methods import SolveContext, latentseek

@@ -26,7 +26,7 @@ from typing import Callable
 import lightning as L
 import torch
 
-from callbacks import ProblemCallback, RecordWriter, RewardThreshold, RichProblemProgress, RunLogger
+from lightning_latentseek.callbacks import ProblemCallback, RecordWriter, RewardThreshold, RichProblemProgress, RunLogger
 from lightning_latentseek.config import METHODS, DataConfig, SeekConfig
 from lightning_latentseek.engine import GenerationEngine, load_llm, resolve_llm_source
 from lightning_latentseek.errors import UserError

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from callbacks import ProblemCallback
+from lightning_latentseek.callbacks import ProblemCallback
 
 from lightning_latentseek.engine import FrozenLM
 
