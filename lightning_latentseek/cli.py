@@ -23,6 +23,7 @@ import os
 import sys
 from argparse import ArgumentError
 from dataclasses import fields
+from typing import Union
 
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
@@ -55,7 +56,11 @@ class LatentSeekCLI(LightningCLI):
         return lenient(cls) if self.lenient else cls
 
     def add_default_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
-        super().add_default_arguments_to_parser(parser)  # --seed_everything, default False: no global seeding
+        # LightningCLI's own option, with our help: false (the constructor's seed_everything_default) means that
+        # LightningCLI seeds nothing globally (tests/test_ignored.py checks it); another value is refused
+        parser.add_argument("--seed_everything", type=Union[bool, int], default=self.seed_everything_default,
+                            help="LightningCLI's global seeding: off. Each problem is seeded from --seed and its id; "
+                                 "any other value is refused (an option the run would ignore)")
         parser.add_class_arguments(self.option_class(RunOptions))
         parser.add_argument("--debug", action="store_true",
                             help=f"on the command line: show the traceback of user errors (also {DEBUG_ENV}=1)")

@@ -2,7 +2,7 @@
 traceback; ``--debug`` or ``LATENTSEEK_DEBUG=1`` shows the traceback; a bug keeps its traceback.
 
 Each case runs in-process through ``main([...])`` (``SystemExit(2)`` + captured stderr); one of each
-kind (a bad row, a SeekConfig check, a parse error, --debug, a bug) also runs as a real
+kind (a bad row, a SeekConfig check, a choice, an ignored option, a parse error, --debug, a bug) also runs as a real
 ``python train_free.py`` process (exit status and the whole stderr), all started together so that
 their start-up (about 6 s of imports each) overlaps.
 """
@@ -209,6 +209,9 @@ def processes(tiny_dir, tmp_path_factory):
     cases = {
         "malformed_row": (cli_args(tiny_dir, bad, tmp / "bad"), {}),
         "rho": (cli_args(tiny_dir, data, tmp / "rho", "--model.rho", "2"), {}),
+        "method": (cli_args(tiny_dir, data, tmp / "method", "--method", "nope"), {}),
+        "ignored_option": (["--config", "configs/demo.yaml", "--data.path", "missing.jsonl",
+                            "--output_dir", str(tmp / "ignored")], {}),
         "unknown_option": (cli_args(tiny_dir, data, tmp / "nope", "--model.nope", "1"), {}),
         "debug_flag": (cli_args(tiny_dir, data, tmp / "dbg", "--model.nope", "1", "--debug"), {}),
         "internal_error": (internal, {}),
@@ -229,6 +232,9 @@ def processes(tiny_dir, tmp_path_factory):
         ("malformed_row", "error: {tmp}/bad.jsonl, line 2: not valid JSON (Expecting property name enclosed in double "
                           "quotes: line 1 column 2 (char 1))"),
         ("rho", "error: --model.rho 2.0: must be in (0, 1]"),
+        ("method", "error: --method 'nope': choose one of latentseek, random, cot, bon, sc"),
+        ("ignored_option", "error: --data.path is ignored with --data.name arith; pass --data.name jsonl (or gsm8k, "
+                           "math500, aime2024) to read a file"),
         ("unknown_option", "error: unrecognized arguments: --model.nope 1 (see --help)"),
     ],
 )
