@@ -28,7 +28,7 @@ from typing import Union
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from lightning_latentseek.config import (DEFAULT_MAX_STEPS, DataConfig, RunOptions, SeekConfig, check_ignored_options,
-                                         option_defaults, resolved_options)
+                                         resolved_options)
 from lightning_latentseek.errors import DEBUG_ENV, UserError, one_line
 from lightning_latentseek.solve import RunSpec, quiet_lightning, rank_command, run
 from lightning_latentseek.typed import lenient
@@ -106,7 +106,7 @@ class LatentSeekCLI(LightningCLI):
         cfg = self.config_init
         options = RunOptions(**{item.name: cfg[item.name] for item in fields(RunOptions)})
         trainer = dict(vars(cfg.trainer))
-        given = command_line_keys(sys.argv[1:] if self.args is None else self.args)
+        given = command_line_keys(sys.argv[1:] if self.args is None else self.args, set(self.config.keys()))
         check_ignored_options(resolved_options(options, cfg.model, cfg.data, trainer, cfg.seed_everything), given)
         resolved = self.config.clone()
         for key in NOT_SAVED:
@@ -117,10 +117,10 @@ class LatentSeekCLI(LightningCLI):
                        command=rank_command(self.args))
 
 
-def command_line_keys(args: list[str]) -> set[str]:
+def command_line_keys(args: list[str], known: set[str]) -> set[str]:
     """The option keys given on the command line (``--model.lr 0.1`` and ``--model.lr=0.1`` give ``model.lr``;
-    an abbreviation the parser accepts, ``--model.n_sam``, gives the one option it names)."""
-    known = set(option_defaults())
+    an abbreviation the parser accepts, ``--model.n_sam``, gives the one key of `known`, the parser's keys, that
+    it begins)."""
     keys = set()
     for token in args:
         if not token.startswith("--") or token == "--":
