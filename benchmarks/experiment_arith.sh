@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The arith experiment: on the same 100 one-step arithmetic word problems (--data.name arith, seed 0), the
-# embedded SmolLM2-135M with the demo's caps (128 new tokens per generation), K = 10 where it applies:
+# embedded SmolLM2-135M with the demo's caps (128 new tokens per generation), K = 10 for the runs that search:
 #   CoT | self-consistency (N=4) | Best-of-N (N=10, PSRM = oracle pass@10) | LatentSeek (PSRM)
 #   | LatentSeek (PSRM, M=4 samples per step at T=0.7) | random control (PSRM) | LatentSeek (self-reward,
 #   the paper's prompts, verifier cap 48) | LatentSeek with a constant reward (R = -1)
@@ -13,7 +13,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-runs/experiment_arith}
 shift || true
-COMMON=(--config configs/demo.yaml --data.limit 100 --trainer.max_steps 10 --progress false "$@")
+COMMON=(--config configs/demo.yaml --data.limit 100 --progress false "$@")
+K=(--trainer.max_steps 10)  # the search's iteration cap: only the runs that search take it (cot/bon/sc would refuse it)
 RUNS=${RUNS:-}
 run() {
     local name=$1; shift
@@ -21,13 +22,13 @@ run() {
     echo "== $name: $*"; /usr/bin/time -f "   $name: %e s" python train_free.py "${COMMON[@]}" "$@" --output_dir "$OUT/$name"
 }
 run cot --method cot
-run latentseek_psrm --model.reward psrm
-run random_psrm --method random --model.reward psrm
+run latentseek_psrm "${K[@]}" --model.reward psrm
+run random_psrm "${K[@]}" --method random --model.reward psrm
 run bon_oracle --method bon --model.reward psrm --model.n_samples 10
-run latentseek_self --model.reward self --model.verifier_max_new_tokens 48
+run latentseek_self "${K[@]}" --model.reward self --model.verifier_max_new_tokens 48
 run sc --method sc --model.n_samples 4
-run latentseek_psrm_m4 --model.reward psrm --model.samples_per_step 4 --model.temperature 0.7
-run constant --model.reward constant
+run latentseek_psrm_m4 "${K[@]}" --model.reward psrm --model.samples_per_step 4 --model.temperature 0.7
+run constant "${K[@]}" --model.reward constant
 [[ -n $RUNS ]] && exit 0
 python -m lightning_latentseek.report "CoT=$OUT/cot" "SC (N=4)=$OUT/sc" "BoN oracle (PSRM, N=10)=$OUT/bon_oracle" \
     "LatentSeek (PSRM)=$OUT/latentseek_psrm" "LatentSeek (PSRM, M=4, T=0.7)=$OUT/latentseek_psrm_m4" \

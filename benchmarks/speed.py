@@ -194,7 +194,7 @@ def ours_latentseek(engine, problem, reward, cfg, trainer_kwargs: dict) -> Run:
     """`methods.latentseek` with a per-problem Trainer as `solve` builds it, timed from the outside."""
     import lightning as L
 
-    from callbacks import RewardThreshold
+    from lightning_latentseek.callbacks import RewardThreshold
     from lightning_latentseek import methods
     from lightning_latentseek.module import LatentSeekModule
     from lightning_latentseek.search import ProblemSearch

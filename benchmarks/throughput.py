@@ -73,7 +73,7 @@ def solve_all(llm, problems, reward_name: str, batch: int, args, trainer_kwargs:
     """Solve `problems` B at once as the run does; returns answers, rewards and the measurements."""
     import lightning as L
 
-    from callbacks import RewardThreshold
+    from lightning_latentseek.callbacks import RewardThreshold
     from lightning_latentseek.config import SeekConfig
     from lightning_latentseek.engine import GenerationEngine
     from lightning_latentseek.methods import SolveContext, latentseek
@@ -144,16 +144,17 @@ def differences(llm, base: dict, other: dict) -> list[str]:
 
 
 def build_random_7b(device: str):
-    from transformers import Qwen2Config, Qwen2ForCausalLM
+    from transformers import AutoModelForCausalLM, Qwen2Config
 
     from lightning_latentseek.engine import FrozenLM, load_llm
+    from lightning_latentseek.engine.attention import GQA_SDPA
 
     tokenizer = load_llm("smollm2").tokenizer if device == "cpu" else _tokenizer()
     config = Qwen2Config(**QWEN25_7B, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                         pad_token_id=tokenizer.pad_token_id, attn_implementation="sdpa")
+                         pad_token_id=tokenizer.pad_token_id, attn_implementation=GQA_SDPA)
     torch.manual_seed(0)
     with torch.device(device):
-        model = Qwen2ForCausalLM._from_config(config, dtype=torch.bfloat16)
+        model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)
     return FrozenLM(model, tokenizer, name="random-qwen2.5-7b")
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from callbacks.problem_callback import ProblemCallback
+from lightning_latentseek.callbacks.problem_callback import ProblemCallback
 
 
 class RichProblemProgress(ProblemCallback):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from callbacks.problem_callback import ProblemCallback
+from lightning_latentseek.callbacks.problem_callback import ProblemCallback
 from lightning_latentseek.records import ResultsWriter
 
 

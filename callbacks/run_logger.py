@@ -13,7 +13,7 @@ from typing import Iterable
 
 from lightning.pytorch.loggers import Logger
 
-from callbacks.problem_callback import ProblemCallback
+from lightning_latentseek.callbacks.problem_callback import ProblemCallback
 
 ITERATION_METRICS = ("reward", "loss", "step_norm")
 

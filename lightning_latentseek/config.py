@@ -1,16 +1,66 @@
-"""The run's options: `--model.*` (the method) and `--data.*` (the problems)."""
+"""The run's options: `--model.*` (the method), `--data.*` (the problems) and the top-level ones, with their
+types, and the run's rules that belong to no one module: tau (`clears_tau`), K (`DEFAULT_MAX_STEPS`,
+`max_steps`) and which options each run uses (`USED_ONLY`, `check_ignored_options`).
+
+Choices are `Literal` types and ranges `Annotated[..., Range(...)]` (`typed`): the parser shows and checks
+them, and each dataclass checks its own fields with `typed.check_fields` when it is made, so a bad value is
+one line naming the option (``--model.rho 2.0: must be in (0, 1]``) from the command line or from Python.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
+from pathlib import Path
+from typing import Annotated, Any, Literal, Mapping, get_args
 
 from lightning_latentseek.errors import UserError
+from lightning_latentseek.typed import OptionError, Range, check_fields
 
-METHODS = ("latentseek", "random", "cot", "bon", "sc")
+# ------------------------------------------------------------------------------------------ choices and ranges
+Method = Literal["latentseek", "random", "cot", "bon", "sc"]
+Prompt = Literal["boxed", "json"]
+PromptSet = Literal["paper", "compact"]
+Optimizer = Literal["adam", "sgd"]
+Extraction = Literal["paper", "strict"]
+AnswerSelection = Literal["last", "best"]
+VerifierSampling = Literal["greedy", "model"]
+DatasetName = Literal["gsm8k", "math500", "aime2024", "jsonl", "arith"]
+OnError = Literal["raise", "skip"]
+ArithSteps = Literal[1, 2, 3]
+
+Fraction = Annotated[float, Range(gt=0, le=1)]
+StartFraction = Annotated[float, Range(ge=0, lt=1)]
+Positive = Annotated[float, Range(gt=0)]
+NonNegative = Annotated[float, Range(ge=0)]
+PositiveInt = Annotated[int, Range(ge=1)]
+NonNegativeInt = Annotated[int, Range(ge=0)]
+Tau = Annotated[float, Range(ge=-1, le=0, reason="rewards lie in [-1, 0]")]
+
+METHODS: tuple[str, ...] = get_args(Method)
+ITERATIVE = ("latentseek", "random")  # a per-problem fit: latents, tau, K
+SAMPLED = ("bon", "sc")  # N sampled solutions
+REWARDED = ("latentseek", "random", "bon")  # the methods that call the reward
+FILE_DATASETS = ("gsm8k", "math500", "aime2024", "jsonl")  # read from the hub or a file (not generated)
+
+# ------------------------------------------------------------------------------------------ tau and K
+DEFAULT_MAX_STEPS = 10  # K, the paper's iteration cap: --trainer.max_steps
 
 
-class ConfigError(UserError, ValueError):
-    """An option value outside its range or choices, e.g. ``--model.rho 2``."""
+def clears_tau(reward: float, tau: float) -> bool:
+    """The stopping rule: a reward clears the threshold when R > tau (the CoT's reward too: 0 iterations)."""
+    return float(reward) > tau
+
+
+def max_steps(trainer: Mapping[str, Any]) -> int:
+    """K from the run's --trainer.* options (`DEFAULT_MAX_STEPS` when unset); 0 returns the CoT."""
+    steps = trainer.get("max_steps")
+    steps = DEFAULT_MAX_STEPS if steps is None else steps
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+        raise OptionError(f"--trainer.max_steps {steps}: K must be an int >= 0 (0 returns the CoT)")
+    return steps
+
+
+ConfigError = OptionError  # an option value outside its type (range, choices), e.g. ``--model.rho 2``
 
 
 @dataclass
@@ -55,52 +105,29 @@ class SeekConfig:
     llm: str = "smollm2"
     reward: str = "self"
     reward_args: dict = field(default_factory=dict)
-    prompt: str = "boxed"
-    prompt_set: str = "paper"
-    rho: float = 0.2
-    max_latents: int = 300
-    start_fraction: float = 0.0
-    lr: float = 0.03
-    optimizer: str = "adam"
-    tau: float = -0.2
-    max_new_tokens: int = 1024
-    samples_per_step: int = 1
-    temperature: float = 0.0
-    extraction: str = "paper"
-    answer_selection: str = "last"
+    prompt: Prompt = "boxed"
+    prompt_set: PromptSet = "paper"
+    rho: Fraction = 0.2
+    max_latents: PositiveInt = 300
+    start_fraction: StartFraction = 0.0
+    lr: Positive = 0.03
+    optimizer: Optimizer = "adam"
+    tau: Tau = -0.2
+    max_new_tokens: PositiveInt = 1024
+    samples_per_step: PositiveInt = 1
+    temperature: NonNegative = 0.0
+    extraction: Extraction = "paper"
+    answer_selection: AnswerSelection = "last"
     reuse: bool = True
-    verifier_max_new_tokens: int = 4096
-    verifier_sampling: str = "greedy"
+    verifier_max_new_tokens: PositiveInt = 4096
+    verifier_sampling: VerifierSampling = "greedy"
     format_rule: bool = False
-    n_samples: int = 4
-    sample_temperature: float = 0.7
-    draft_tokens: int = 4
+    n_samples: PositiveInt = 4
+    sample_temperature: Positive = 0.7
+    draft_tokens: NonNegativeInt = 4
 
     def __post_init__(self) -> None:
-        checks = [
-            (self.prompt in ("boxed", "json"), f"--model.prompt {self.prompt!r}: choose boxed or json"),
-            (self.prompt_set in ("paper", "compact"), f"--model.prompt_set {self.prompt_set!r}: choose paper or compact"),
-            (0.0 < self.rho <= 1.0, f"--model.rho {self.rho}: must be in (0, 1]"),
-            (self.max_latents >= 1, f"--model.max_latents {self.max_latents}: must be >= 1"),
-            (0.0 <= self.start_fraction < 1.0, f"--model.start_fraction {self.start_fraction}: must be in [0, 1)"),
-            (self.lr > 0, f"--model.lr {self.lr}: must be > 0"),
-            (self.optimizer in ("adam", "sgd"), f"--model.optimizer {self.optimizer!r}: choose adam or sgd"),
-            (-1.0 <= self.tau <= 0.0, f"--model.tau {self.tau}: rewards lie in [-1, 0]"),
-            (self.max_new_tokens >= 1, f"--model.max_new_tokens {self.max_new_tokens}: must be >= 1"),
-            (self.extraction in ("paper", "strict"), f"--model.extraction {self.extraction!r}: choose paper or strict"),
-            (self.answer_selection in ("last", "best"), f"--model.answer_selection {self.answer_selection!r}: choose last or best"),
-            (self.samples_per_step >= 1, f"--model.samples_per_step {self.samples_per_step}: must be >= 1"),
-            (self.temperature >= 0, f"--model.temperature {self.temperature}: must be >= 0"),
-            (self.verifier_max_new_tokens >= 1, f"--model.verifier_max_new_tokens {self.verifier_max_new_tokens}: must be >= 1"),
-            (self.verifier_sampling in ("greedy", "model"),
-             f"--model.verifier_sampling {self.verifier_sampling!r}: choose greedy or model"),
-            (self.n_samples >= 1, f"--model.n_samples {self.n_samples}: must be >= 1"),
-            (self.sample_temperature > 0, f"--model.sample_temperature {self.sample_temperature}: must be > 0"),
-            (self.draft_tokens >= 0, f"--model.draft_tokens {self.draft_tokens}: must be >= 0"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise ConfigError(message)
+        check_fields(self, "--model.")
 
 
 @dataclass
@@ -124,27 +151,147 @@ class DataConfig:
         arith_size: ``arith``: how many problems to generate (before start/limit).
     """
 
-    name: str = "jsonl"
+    name: DatasetName = "jsonl"
     path: str | None = None
     split: str | None = None
     question_field: str | None = None
     answer_field: str | None = None
     id_field: str | None = None
-    start: int = 0
-    limit: int | None = None
-    on_error: str = "raise"
-    batch_size: int = 16
-    arith_steps: int = 1
+    start: NonNegativeInt = 0
+    limit: PositiveInt | None = None
+    on_error: OnError = "raise"
+    batch_size: PositiveInt = 16
+    arith_steps: ArithSteps = 1
     arith_seed: int = 0
-    arith_size: int = 500
+    arith_size: PositiveInt = 500
 
     LOADER_FIELDS = ("name", "path", "split", "question_field", "answer_field", "id_field", "start", "limit",
                      "on_error")
 
     def __post_init__(self) -> None:
-        if self.batch_size < 1:
-            raise ConfigError(f"--data.batch_size {self.batch_size}: must be >= 1")
+        check_fields(self, "--data.")
 
     def loader_args(self) -> dict:
         """The arguments of `problems.load_problems_with_errors`."""
         return {name: getattr(self, name) for name in self.LOADER_FIELDS}
+
+
+@dataclass
+class RunOptions:
+    """The run's top-level options.
+
+    Args:
+        output_dir: where results.jsonl, summary.json and summary.md are written.
+        method: latentseek; random (the control: random latent steps); or a baseline: cot (greedy), bon
+            (Best-of-N; with --model.reward psrm the oracle pass@N), sc (self-consistency).
+        seed: seed of everything sampled (sampling baselines, M > 1 decodings, the random control, a sampling
+            verifier); each problem's seed comes from it and the problem's id. 0 is a valid seed.
+        overwrite: discard results in --output_dir made with another configuration.
+        progress: show the progress display and final table.
+    """
+
+    output_dir: str = "runs/latentseek"
+    method: Method = "latentseek"
+    seed: int = 0
+    overwrite: bool = False
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        check_fields(self, "--")
+
+
+# ------------------------------------------------------------------------------------------ options a run ignores
+class IgnoredOptionError(UserError, ValueError):
+    """An option the resolved run would ignore, e.g. ``--data.path`` with ``--data.name arith``."""
+
+
+@dataclass(frozen=True)
+class UsedOnly:
+    """`options` are used only when the option `setting` has one of the values `among`; otherwise the run
+    would ignore them. `advice` says what to pass instead."""
+
+    options: tuple[str, ...]
+    setting: str
+    among: tuple
+    advice: str
+
+
+# Every option used by only some runs, in one table (`check_ignored_options` reads it; tests/test_ignored.py
+# checks that each --model.* and --data.* field is either here or in ALWAYS_USED). The first rule that matches
+# an option is reported, so a method's rule comes before a reward's.
+USED_ONLY = (
+    UsedOnly(("data.path", "data.split", "data.question_field", "data.answer_field", "data.id_field",
+              "data.on_error"), "data.name", FILE_DATASETS,
+             "pass --data.name jsonl (or gsm8k, math500, aime2024) to read a file"),
+    UsedOnly(("data.arith_steps", "data.arith_seed", "data.arith_size"), "data.name", ("arith",),
+             "pass --data.name arith to solve the generated arithmetic problems"),
+    UsedOnly(("model.rho", "model.max_latents", "model.start_fraction", "model.lr", "model.tau",
+              "model.samples_per_step", "model.temperature", "model.answer_selection", "model.reuse",
+              "trainer.max_steps"), "method", ITERATIVE, "it applies to --method latentseek or random"),
+    UsedOnly(("model.optimizer",), "method", ("latentseek",),
+             "it applies to --method latentseek (the random control's steps are Gaussian noise)"),
+    UsedOnly(("model.n_samples", "model.sample_temperature"), "method", SAMPLED, "it applies to --method bon or sc"),
+    UsedOnly(("model.reward", "model.reward_args", "model.verifier_max_new_tokens", "model.verifier_sampling",
+              "model.format_rule"), "method", REWARDED,
+             "--method cot and sc use no reward; it applies to --method latentseek, random or bon"),
+    UsedOnly(("model.verifier_max_new_tokens", "model.verifier_sampling", "model.format_rule"), "model.reward",
+             ("self",), "it applies to --model.reward self (the model judges its own answers)"),
+    UsedOnly(("seed_everything",), "seed_everything", (False,),
+             "each problem is seeded from --seed and its id: pass --seed N"),
+)
+ALWAYS_USED = ("model.llm", "model.prompt", "model.prompt_set", "model.max_new_tokens", "model.extraction",
+               "model.draft_tokens", "data.name", "data.start", "data.limit", "data.batch_size")
+HUB_ONLY = "data.split"  # with --data.path FILE the split is ignored too (it chooses a hub dataset's split)
+LOCAL_SUFFIXES = (".jsonl", ".json", ".parquet")
+
+
+def option_defaults() -> dict[str, Any]:
+    """The default of every option `USED_ONLY` names, by key (``model.rho``)."""
+    defaults: dict[str, Any] = {"method": RunOptions.method, "trainer.max_steps": DEFAULT_MAX_STEPS,
+                                "seed_everything": False}
+    for group, cls in (("model", SeekConfig), ("data", DataConfig)):
+        for item in fields(cls):
+            defaults[f"{group}.{item.name}"] = item.default if item.default is not MISSING else item.default_factory()
+    return defaults
+
+
+def check_ignored_options(values: Mapping[str, Any], command_line: set[str]) -> None:
+    """Refuse a run that would ignore an option the user gave: one `IgnoredOptionError` naming the option,
+    why it is ignored and what to pass instead.
+
+    `values` holds the resolved options by key (``method``, ``model.rho``, ``data.path``, ``trainer.max_steps``,
+    ``seed_everything``); `command_line` the keys given on the command line. An option counts as given when it
+    is on the command line, or when it differs from its default and the setting that makes it irrelevant was not
+    changed on the command line: the configs in configs/ hold LatentSeek's settings and serve the baselines too
+    (``--config configs/gsm8k_boxed.yaml --method cot``), while ``--method cot --model.lr 0.1`` is an error.
+    """
+    defaults = option_defaults()
+
+    def given(option: str, setting: str) -> bool:
+        if option in command_line:
+            return True
+        return setting not in command_line and values.get(option) != defaults.get(option)
+
+    for rule in USED_ONLY:
+        setting = values.get(rule.setting)
+        if any(setting == value and type(setting) is type(value) for value in rule.among):
+            continue
+        for option in rule.options:
+            if option in values and given(option, rule.setting):
+                why = (f"--{option} {setting} is ignored" if option == rule.setting else
+                       f"--{option} is ignored with --{rule.setting} {setting}")
+                raise IgnoredOptionError(f"{why}; {rule.advice}")
+    path, split = values.get("data.path"), values.get(HUB_ONLY)
+    if path is not None and Path(str(path)).suffix.lower() in LOCAL_SUFFIXES and given(HUB_ONLY, "data.path"):
+        raise IgnoredOptionError(f"--{HUB_ONLY} {split} is ignored with the local file --data.path {path}; "
+                                 f"a split chooses part of a hub dataset")
+
+
+def resolved_options(run: RunOptions, model: SeekConfig, data: DataConfig, trainer: Mapping[str, Any],
+                     seed_everything: Any = False) -> dict[str, Any]:
+    """The values `check_ignored_options` reads, by key."""
+    values: dict[str, Any] = {"method": run.method, "trainer.max_steps": max_steps(trainer),
+                              "seed_everything": seed_everything}
+    for group, config in (("model", model), ("data", data)):
+        values.update({f"{group}.{item.name}": getattr(config, item.name) for item in fields(config)})
+    return values

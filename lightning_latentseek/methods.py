@@ -14,7 +14,7 @@ from typing import Callable
 import lightning as L
 import torch
 
-from lightning_latentseek.config import SeekConfig
+from lightning_latentseek.config import DEFAULT_MAX_STEPS, SeekConfig, clears_tau
 from lightning_latentseek.engine import GenerationEngine, Row, TemperatureSampler
 from lightning_latentseek.grading import extract_answer, normalize_number, numeric_dataset
 from lightning_latentseek.latents import latent_window
@@ -36,7 +36,7 @@ class SolveContext:
     cfg: SeekConfig
     make_trainer: Callable[[], L.Trainer] | None = None
     seed: int = 0
-    max_steps: int = 10
+    max_steps: int = DEFAULT_MAX_STEPS
 
     @property
     def llm(self):
@@ -82,7 +82,7 @@ def latentseek(problem: Problem, ctx: SolveContext, step: str = "reinforce") -> 
                                    keep_cache=True)])[0]
     start, n = latent_window(len(cot.tokens), cfg.rho, cfg.max_latents, cfg.start_fraction)
     search = ProblemSearch(ctx.engine, problem, prompt, cot, ctx.reward, start, n, cfg.max_new_tokens, reuse=cfg.reuse)
-    if search.reward > cfg.tau:
+    if clears_tau(search.reward, cfg.tau):
         stop_reason = "cot_above_tau"
     elif ctx.max_steps == 0:
         stop_reason = "max_steps"
@@ -115,7 +115,7 @@ def _fit(search: ProblemSearch, latents: torch.Tensor, ctx: SolveContext, step: 
         return "non_finite"
     except torch.OutOfMemoryError:
         return "out_of_memory"
-    return "reward_above_tau" if search.reward > cfg.tau else "max_steps"
+    return "reward_above_tau" if clears_tau(search.reward, cfg.tau) else "max_steps"
 
 
 def _latentseek_outcome(method: str, search: ProblemSearch, n: int, stop_reason: str, cfg: SeekConfig) -> Outcome:

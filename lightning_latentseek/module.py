@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import itertools
+from typing import Literal
 
 import lightning as L
 import torch
 from torch.utils.data import DataLoader, IterableDataset
 
+from lightning_latentseek.config import Optimizer
 from lightning_latentseek.latents import LatentParameter, RandomStep, decode_windows, reinforce_loss
 from lightning_latentseek.search import ProblemSearch
 
-STEPS = ("reinforce", "random")
+Step = Literal["reinforce", "random"]
+OPTIMIZERS = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD}  # keyed by `config.Optimizer`
 
 
 class LatentFault(RuntimeError):
@@ -42,14 +45,10 @@ class LatentSeekModule(L.LightningModule):
         generator: seeds the sampled decodings and the random steps of this problem.
     """
 
-    def __init__(self, search: ProblemSearch, latents: torch.Tensor, lr: float = 0.03, optimizer: str = "adam",
-                 samples_per_step: int = 1, temperature: float = 0.0, step: str = "reinforce",
+    def __init__(self, search: ProblemSearch, latents: torch.Tensor, lr: float = 0.03, optimizer: Optimizer = "adam",
+                 samples_per_step: int = 1, temperature: float = 0.0, step: Step = "reinforce",
                  generator: torch.Generator | None = None):
         super().__init__()
-        if optimizer not in ("adam", "sgd"):
-            raise ValueError(f"--model.optimizer {optimizer!r}: choose adam or sgd")
-        if step not in STEPS:
-            raise ValueError(f"step {step!r}: choose one of {', '.join(STEPS)}")
         self.automatic_optimization = False  # the step sits between the loss and the next decodings
         self.save_hyperparameters({"lr": lr, "optimizer": optimizer, "n_latents": int(latents.shape[0]),
                                    "samples_per_step": samples_per_step, "temperature": temperature, "step": step})
@@ -65,8 +64,7 @@ class LatentSeekModule(L.LightningModule):
     def configure_optimizers(self):
         if self.hparams.step == "random":
             return RandomStep(self.latents.parameters(), lr=self.hparams.lr, generator=self.generator)
-        cls = torch.optim.Adam if self.hparams.optimizer == "adam" else torch.optim.SGD
-        return cls(self.latents.parameters(), lr=self.hparams.lr)
+        return OPTIMIZERS[self.hparams.optimizer](self.latents.parameters(), lr=self.hparams.lr)
 
     def train_dataloader(self) -> DataLoader:
         return DataLoader(_Iterations(), batch_size=None)

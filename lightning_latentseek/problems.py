@@ -17,9 +17,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lightning_latentseek.config import FILE_DATASETS
 from lightning_latentseek.errors import UserError, one_line
 
-DATASETS = ("gsm8k", "math500", "aime2024", "jsonl")
+DATASETS = FILE_DATASETS  # the datasets read from the hub or a file (arith is generated: `arith`)
 # Default (question fields, answer fields, id fields) per dataset, each tried in order: the hub's
 # column names and those of the local JSONL copies (AIME: hub Problem/Answer/ID, JSONL problem/answer/id).
 _DEFAULT_FIELDS: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]] = {

@@ -23,13 +23,15 @@ import argparse
 import json
 import sys
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Sequence, get_args
 
-PROMPTS = ("boxed", "json")
-PROMPT_SETS = ("paper", "compact")
+from lightning_latentseek.config import DatasetName, Prompt, PromptSet
+
+PROMPTS = get_args(Prompt)  # ("boxed", "json")
+PROMPT_SETS = get_args(PromptSet)  # ("paper", "compact")
 DEFAULT_PROMPT_SET = "paper"
 # Datasets a solver prompt exists for; "jsonl" and "arith" (numeric answers) use the GSM8K prompt.
-DATASETS = ("gsm8k", "math500", "aime2024", "jsonl", "arith")
+DATASETS = get_args(DatasetName)
 
 VERDICT_MARKER = "FINAL VERIFICATION ANSWER IS:"
 

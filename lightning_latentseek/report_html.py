@@ -13,6 +13,7 @@ import json
 import os
 from html import escape
 
+from lightning_latentseek.config import clears_tau
 from lightning_latentseek.report_runs import Run
 from lightning_latentseek.report_stats import change, solved
 
@@ -168,7 +169,7 @@ def _verdicts(details) -> str:
 def _reward(reward, tau: float | None) -> str:
     if reward is None:
         return ""
-    above = tau is not None and float(reward) > tau
+    above = tau is not None and clears_tau(reward, tau)
     return f' · R <b>{_num(float(reward))}</b>' + (' <span class="ok">&gt; &tau;</span>' if above else "")
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 import math
 from typing import Iterable
 
+from lightning_latentseek.config import clears_tau
+
 # Methods whose records count judged answers as reward calls (see `reward_calls`).
 SEARCH_METHODS = ("latentseek", "random")
 
@@ -136,7 +138,7 @@ def self_reward_accuracy(records: list[dict], tau: float) -> dict:
             if verdicts is None or answer.get("correct") is None or answer.get("reward") is None:
                 continue
             correct = bool(answer["correct"])
-            above = float(answer["reward"]) > tau
+            above = clears_tau(answer["reward"], tau)
             n += 1
             agree += above == correct
             n_correct += correct

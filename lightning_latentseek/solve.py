@@ -26,14 +26,14 @@ from typing import Callable
 import lightning as L
 import torch
 
-from callbacks import ProblemCallback, RecordWriter, RewardThreshold, RichProblemProgress, RunLogger
-from lightning_latentseek.config import METHODS, DataConfig, SeekConfig
+from lightning_latentseek.callbacks import ProblemCallback, RecordWriter, RewardThreshold, RichProblemProgress, RunLogger
+from lightning_latentseek.config import REWARDED, DataConfig, SeekConfig, max_steps
 from lightning_latentseek.engine import GenerationEngine, load_llm, resolve_llm_source
 from lightning_latentseek.errors import UserError
 from lightning_latentseek.methods import METHOD_FUNCTIONS, Outcome, SolveContext
 from lightning_latentseek.problems import Problem, ProblemDataError, load_problems_with_errors
 from lightning_latentseek.records import RESULTS, RUN_CONFIG, build_record, config_hash, finished_records, merge
-from lightning_latentseek.rewards import build_reward
+from lightning_latentseek.rewards import build_reward, check_reward_args
 from lightning_latentseek.seeds import stable_seed
 from lightning_latentseek.summary import summarize, summary_markdown
 
@@ -62,12 +62,12 @@ class RunSpec:
     overwrite: bool = False
     progress: bool = True
     config_yaml: str | None = None  # the resolved command-line config, saved as config.yaml
+    command: list[str] | None = None  # how to start another local rank of this run (None: `rank_command(None)`)
 
     @property
     def max_steps(self) -> int:
-        """K: 0 means no iteration (the CoT is the answer); unset or negative means the default 10."""
-        steps = self.trainer.get("max_steps", 10)
-        return 10 if steps is None or steps < 0 else int(steps)
+        """K (`config.max_steps`): 0 means no iteration (the CoT is the answer)."""
+        return max_steps(self.trainer)
 
     def result_config(self, accelerator: str) -> dict:
         """The settings that change a problem's result (keys of the resume hash), on the resolved device type
@@ -95,12 +95,13 @@ class Rank:
     local_rank: int = 0
     address: str = "127.0.0.1"  # where rank 0 (or torchrun's agent) hosts the store the ranks meet on
     port: int = 0
-    needs_launch: bool = False  # a plain command asking for several devices: launch_ranks starts the others
+    needs_launch: bool = False  # a plain command asking for several devices: `launch_ranks` starts the others
 
 
 def detect_rank(devices: int, num_nodes: int) -> Rank:
-    """This process's rank, from the environment of whatever started it: torchrun, srun, Lightning's
-    launcher (whose children carry LOCAL_RANK/WORLD_SIZE/NODE_RANK) or a hand-set RANK/WORLD_SIZE/LOCAL_RANK."""
+    """This process's rank, from the environment of whatever started it: torchrun, srun, `launch_ranks` (whose
+    children carry torchrun's variables but TORCHELASTIC_RUN_ID) or a hand-set RANK/WORLD_SIZE/LOCAL_RANK.
+    Read through Lightning's public cluster environments."""
     from lightning.fabric.plugins.environments import LightningEnvironment, SLURMEnvironment, TorchElasticEnvironment
 
     if TorchElasticEnvironment.detect():
@@ -117,20 +118,53 @@ def detect_rank(devices: int, num_nodes: int) -> Rank:
     return Rank(env.global_rank(), env.world_size(), env.local_rank(), env.main_address, env.main_port)
 
 
-def launch_ranks(devices: int, num_nodes: int) -> list[subprocess.Popen]:
-    """Start local ranks 1..devices-1: Lightning's launcher re-runs this command with LOCAL_RANK set."""
-    from lightning.fabric.plugins.environments import LightningEnvironment
-    from lightning.fabric.strategies.launchers.subprocess_script import _SubprocessScriptLauncher
+def rank_command(args: list[str] | None) -> list[str]:
+    """The command that starts another local rank of this run, as torchrun re-runs a script: this process's
+    own command (its script, or ``-m`` its module, and its arguments); when `cli.main` got `args` from Python,
+    the command-line module with those arguments."""
+    if args is not None:
+        return [sys.executable, "-m", "lightning_latentseek.cli", *args]
+    import __main__
 
-    launcher = _SubprocessScriptLauncher(LightningEnvironment(), num_processes=devices, num_nodes=num_nodes)
-    # Not `launcher.launch()`: its observer SIGKILLs this process as soon as a child exits non-zero, which
-    # would cut short the clean Ctrl-C shutdown (children exit 130); `wait_for_all_ranks` watches them instead.
-    launcher._call_children_scripts()
-    return launcher.procs
+    spec = getattr(__main__, "__spec__", None)
+    if spec is not None and spec.name:  # python -m module
+        return [sys.executable, "-m", spec.name.removesuffix(".__main__"), *sys.argv[1:]]
+    return [sys.executable, os.path.abspath(sys.argv[0]), *sys.argv[1:]]
 
 
-def join_ranks(rank: Rank):
-    """Meet the other ranks on a key-value store (no process group: ranks never talk while solving).
+def launch_ranks(rank: Rank, devices: int, command: list[str]):
+    """Start local ranks 1..devices-1 of this node as torchrun would: the same command, each with RANK,
+    LOCAL_RANK, WORLD_SIZE, LOCAL_WORLD_SIZE, NODE_RANK and the rendezvous address MASTER_ADDR:MASTER_PORT in
+    its environment. Returns this process's rank (local rank 0), the children and, on rank 0, the store the
+    ranks meet on, hosted here (on MASTER_PORT if set, else on a port the system picks: no race for it).
+
+    The children are plain subprocesses in this process's group: Ctrl-C in a terminal reaches every rank,
+    and `stop_children` passes on a SIGINT sent to this process alone; `wait_for_all_ranks` notices a
+    child that dies without reporting (a crash, SIGKILL)."""
+    import torch.distributed as dist
+
+    node = rank.rank // devices
+    address = os.environ.get("MASTER_ADDR", "127.0.0.1")
+    port = os.environ.get("MASTER_PORT")
+    store = None
+    if rank.rank == 0:
+        store = dist.TCPStore(address, int(port or 0), None, True, timeout=JOIN_TIMEOUT, wait_for_workers=False)
+        port = store.port
+    elif port is None or "MASTER_ADDR" not in os.environ:
+        raise UserError(f"--trainer.num_nodes {rank.world // devices}: set MASTER_ADDR and MASTER_PORT to the "
+                        f"address of node 0 on every node (or start the ranks with torchrun or srun)")
+    base = {k: v for k, v in os.environ.items() if k not in ("TORCHELASTIC_USE_AGENT_STORE", "TORCHELASTIC_RUN_ID")}
+    base.update(WORLD_SIZE=str(rank.world), LOCAL_WORLD_SIZE=str(devices), NODE_RANK=str(node),
+                GROUP_RANK=str(node), MASTER_ADDR=address, MASTER_PORT=str(port))
+    children = [subprocess.Popen(command, env={**base, "RANK": str(rank.rank + local), "LOCAL_RANK": str(local)})
+                for local in range(1, devices)]
+    return Rank(rank.rank, rank.world, 0, address, int(port)), children, store
+
+
+def join_ranks(rank: Rank, store=None):
+    """Meet the other ranks on a key-value store (no process group: ranks never talk while solving): `store`
+    when this process hosts it (`launch_ranks`), else the one at the rank's rendezvous address (torchrun's
+    agent store if any).
 
     Rank 0 has prepared the output directory before it gets here; the others wait for its word, so
     none of them reads results that `--overwrite` is about to delete.
@@ -139,8 +173,9 @@ def join_ranks(rank: Rank):
         return None
     import torch.distributed as dist
 
-    url = f"tcp://{rank.address}:{rank.port}?rank={rank.rank}&world_size={rank.world}"
-    store, _, _ = next(dist.rendezvous(url, timeout=JOIN_TIMEOUT))  # reuses torchrun's agent store if any
+    if store is None:
+        url = f"tcp://{rank.address}:{rank.port}?rank={rank.rank}&world_size={rank.world}"
+        store, _, _ = next(dist.rendezvous(url, timeout=JOIN_TIMEOUT))  # reuses torchrun's agent store if any
     # torchrun's agent store outlives restarted workers: keep each attempt's keys apart
     store = dist.PrefixStore(f"lightning-latentseek/{os.environ.get('TORCHELASTIC_RESTART_COUNT', 0)}", store)
     if rank.rank == 0:
@@ -216,9 +251,9 @@ def run(spec: RunSpec) -> dict | None:
     Ctrl-C stops cleanly: the problems in flight are dropped (a resume solves them again), every finished
     record stays, rank 0 writes results.jsonl and the summary of what finished, and the process exits 130.
     """
-    if spec.method not in METHODS:
-        raise UserError(f"--method {spec.method!r}: choose one of {', '.join(METHODS)}")
-    resolve_llm_source(spec.model.llm)  # a wrong --model.llm fails before any work
+    resolve_llm_source(spec.model.llm)  # a wrong --model.llm or --model.reward(_args) fails before any work
+    if spec.method in REWARDED:
+        check_reward_args(spec.model.reward, spec.model.reward_args)
     accelerator = resolve_accelerator(spec.trainer)
     devices = count_devices(spec.trainer, accelerator)
     num_nodes = int(spec.trainer.get("num_nodes") or 1)
@@ -229,11 +264,10 @@ def run(spec: RunSpec) -> dict | None:
         prepare_output_dir(out_dir, spec, accelerator)
         for error in bad_rows:
             print(f"Skipping a malformed row: {error}", file=sys.stderr)
-    children = []
+    children, store = [], None
     if rank.needs_launch:
-        children = launch_ranks(devices, num_nodes)
-        rank = detect_rank(devices, num_nodes)
-    store = join_ranks(rank)
+        rank, children, store = launch_ranks(rank, devices, spec.command or rank_command(None))
+    store = join_ranks(rank, store)
     digest = config_hash(spec.result_config(accelerator))
     done = finished_records(out_dir, digest)
     shard = [p for i, p in enumerate(problems) if i % rank.world == rank.rank and str(p.id) not in done]
@@ -298,7 +332,7 @@ def solve_shard(spec: RunSpec, shard: list[Problem], rank: Rank, accelerator: st
             return
         llm = load_llm(spec.model.llm, device, dtype)
         engine = GenerationEngine(llm, draft_tokens=spec.model.draft_tokens)
-        reward = None if spec.method in ("cot", "sc") else build_reward(
+        reward = None if spec.method not in REWARDED else build_reward(
             spec.model.reward, engine=engine, prompt=spec.model.prompt, args=spec.model.reward_args,
             extraction=spec.model.extraction,
             prompt_set=spec.model.prompt_set, max_new_tokens=spec.model.verifier_max_new_tokens,
@@ -394,8 +428,7 @@ def per_problem_trainer_kwargs(trainer_cfg: dict, accelerator: str, device_index
     kwargs["accelerator"] = accelerator
     kwargs["devices"] = [device_index] if accelerator == "cuda" else 1
     kwargs["precision"] = FIT_PRECISION
-    steps = kwargs.get("max_steps")
-    kwargs["max_steps"] = 10 if steps is None or steps < 0 else steps
+    kwargs["max_steps"] = max_steps(trainer_cfg)
     kwargs["logger"] = False
     return kwargs
 

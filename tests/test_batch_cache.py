@@ -89,3 +89,25 @@ def test_decoding_to_the_edge_moves_rows_left_and_a_bigger_batch_gets_new_buffer
     assert row_contents(cache, 0, 103) == expected(20, 103)
     assert row_contents(cache, 1, 3) == expected(30, 3)
     assert row_contents(cache, 2, 600) == expected(40, 600)
+
+
+def test_prefill_cache_reads_its_prefix_and_never_writes_it():
+    from lightning_latentseek.engine.batch_cache import PrefillCache
+
+    prefix = [(keys[:, :, :3], values[:, :, :3]) for keys, values in row_kv(1, 5)]  # views of longer tensors
+    before = [(k.clone(), v.clone()) for k, v in prefix]
+    cache = PrefillCache(2, prefix)
+    assert cache.get_seq_length() == 3
+    new = row_kv(7, 2)
+    for layer, (keys, values) in enumerate(new):
+        out_keys, out_values = cache.update(keys, values, layer)
+        assert [round(float(x), 4) for x in out_keys[0, 0, :, 0]] == [1 + layer, 1.01 + layer, 1.02 + layer,
+                                                                      7 + layer, 7.01 + layer]
+        assert torch.equal(out_values, -out_keys)
+    for (k, v), (k0, v0) in zip(prefix, before):
+        assert torch.equal(k, k0) and torch.equal(v, v0)  # read, not written
+    for (k, v), (kp, vp) in zip(cache.kv(), prefix):  # new tensors: no storage shared with the prefix
+        assert k.untyped_storage().data_ptr() != kp.untyped_storage().data_ptr()
+        assert v.untyped_storage().data_ptr() != vp.untyped_storage().data_ptr()
+    empty = PrefillCache(2)
+    assert empty.get_seq_length() == 0 and empty.update(*new[0], 0)[0] is new[0][0]

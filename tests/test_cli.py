@@ -85,8 +85,13 @@ def test_unfinished_problem_is_not_written(tiny_dir, tmp_path):
 
 def test_baseline_methods_run(tiny_dir, tmp_path):
     data = write_jsonl(tmp_path / "p.jsonl", [{"id": "a", "question": "1+1?", "answer": "2"}])
+    # only the options each baseline uses (any other would be refused as ignored: tests/test_ignored.py)
+    used = {"cot": [], "sc": ["--model.n_samples", "2"],
+            "bon": ["--model.n_samples", "2", "--model.reward", "tiny.LengthReward"]}
     for method in ("cot", "sc", "bon"):
-        summary = main(tiny_args(tiny_dir, data, tmp_path / method, "--method", method, "--model.n_samples", "2"))
+        summary = main(["--model.llm", tiny_dir, "--model.max_new_tokens", "16", "--data.path", data,
+                        "--trainer.accelerator", "cpu", "--output_dir", str(tmp_path / method), "--progress", "false",
+                        "--method", method, *used[method]])
         record = json.loads((tmp_path / method / "results.jsonl").read_text())
         assert summary["method"] == method and record["method"] == method
         assert len(record["samples"]) == (0 if method == "cot" else 2)

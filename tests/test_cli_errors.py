@@ -2,7 +2,7 @@
 traceback; ``--debug`` or ``LATENTSEEK_DEBUG=1`` shows the traceback; a bug keeps its traceback.
 
 Each case runs in-process through ``main([...])`` (``SystemExit(2)`` + captured stderr); one of each
-kind (a bad row, a SeekConfig check, a parse error, --debug, a bug) also runs as a real
+kind (a bad row, a SeekConfig check, a choice, an ignored option, a parse error, --debug, a bug) also runs as a real
 ``python train_free.py`` process (exit status and the whole stderr), all started together so that
 their start-up (about 6 s of imports each) overlaps.
 """
@@ -66,14 +66,25 @@ def test_missing_data_file(tiny_dir, tmp_path, capsys):
 @pytest.mark.parametrize(
     ("option", "value", "expected"),
     [
-        ("--model.rho", "2", "error: --model.rho 2.0: must be in (0, 1]"),  # SeekConfig's own check
+        # ranges (typed.Range), checked when SeekConfig / DataConfig are made
+        ("--model.rho", "2", "error: --model.rho 2.0: must be in (0, 1]"),
         ("--model.tau", "0.5", "error: --model.tau 0.5: rewards lie in [-1, 0]"),
         ("--model.draft_tokens", "-1", "error: --model.draft_tokens -1: must be >= 0"),
-        ("--model.rho", "abc", "error: --model.rho abc: expected a float"),  # the parser's type check
+        ("--model.lr", "0", "error: --model.lr 0.0: must be > 0"),
+        ("--model.start_fraction", "1", "error: --model.start_fraction 1.0: must be in [0, 1)"),
+        ("--data.limit", "0", "error: --data.limit 0: must be >= 1"),
+        ("--data.batch_size", "0", "error: --data.batch_size 0: must be >= 1"),
+        # values the parser rejects (base type, Literal choices), named by the typed config
+        ("--model.rho", "abc", "error: --model.rho abc: expected a float"),
+        ("--model.max_latents", "1.5", "error: --model.max_latents 1.5: expected an int"),
+        ("--model.reuse", "maybe", "error: --model.reuse maybe: expected true or false"),
         ("--data.limit", "x", "error: --data.limit x: expected int or null"),
+        ("--method", "beam", "error: --method 'beam': choose one of latentseek, random, cot, bon, sc"),
+        ("--model.optimizer", "adamw", "error: --model.optimizer 'adamw': choose adam or sgd"),
+        ("--data.arith_steps", "4", "error: --data.arith_steps 4: choose one of 1, 2, 3"),
+        ("--trainer.max_steps", "-1", "error: --trainer.max_steps -1: K must be an int >= 0 (0 returns the CoT)"),
+        # the parser's own message, on one line
         ("--model.nope", "1", "error: unrecognized arguments: --model.nope 1 (see --help)"),
-        ("--method", "beam", "error: argument --method: invalid choice: 'beam' (choose from 'latentseek', 'random', 'cot', "
-                             "'bon', 'sc')"),
     ],
 )
 def test_invalid_option(tiny_dir, tmp_path, data, capsys, option, value, expected):
@@ -81,12 +92,32 @@ def test_invalid_option(tiny_dir, tmp_path, data, capsys, option, value, expecte
     assert not (tmp_path / "out").exists()
 
 
-def test_invalid_value_in_a_config_file(tiny_dir, tmp_path, data, capsys):
+@pytest.mark.parametrize(("yaml", "expected"), [
+    ("model:\n  rho: 2\n", "error: --model.rho 2.0: must be in (0, 1]"),
+    ("model:\n  prompt_set: fast\n", "error: --model.prompt_set 'fast': choose paper or compact"),
+    ("method: beam\n", "error: --method 'beam': choose one of latentseek, random, cot, bon, sc"),
+])
+def test_invalid_value_in_a_config_file(tiny_dir, tmp_path, data, capsys, yaml, expected):
     config = tmp_path / "c.yaml"
-    config.write_text("model:\n  rho: 2\n")
+    config.write_text(yaml)
     line = user_error(capsys, ["--config", str(config), "--model.llm", tiny_dir, "--data.path", str(data),
                                "--output_dir", str(tmp_path / "out")])
-    assert line == "error: --model.rho 2.0: must be in (0, 1]"
+    assert line == expected
+
+
+def test_a_trainer_value_the_parser_rejects_is_its_message_on_one_line(tiny_dir, tmp_path, data, capsys):
+    line = user_error(capsys, cli_args(tiny_dir, data, tmp_path / "out", "--trainer.max_steps", "many"))
+    assert line.startswith("error: ") and line.endswith(" (see --help)") and "trainer.max_steps" in line
+    assert "many" in line
+
+
+def test_reward_args_are_checked_against_the_rewards_signature(tiny_dir, tmp_path, data, capsys):
+    args = cli_args(tiny_dir, data, tmp_path / "out")
+    args[args.index("psrm")] = "self"
+    line = user_error(capsys, [*args, "--model.reward_args", "{sampling: hot}"])
+    assert line == "error: --model.reward_args.sampling 'hot': choose greedy or model"
+    line = user_error(capsys, [*args, "--model.reward_args", "{max_new_tokens: 0}"])
+    assert line == "error: --model.reward_args.max_new_tokens 0: must be >= 1"
 
 
 def test_missing_model_directory(tmp_path, data, capsys):
@@ -178,6 +209,9 @@ def processes(tiny_dir, tmp_path_factory):
     cases = {
         "malformed_row": (cli_args(tiny_dir, bad, tmp / "bad"), {}),
         "rho": (cli_args(tiny_dir, data, tmp / "rho", "--model.rho", "2"), {}),
+        "method": (cli_args(tiny_dir, data, tmp / "method", "--method", "nope"), {}),
+        "ignored_option": (["--config", "configs/demo.yaml", "--data.path", "missing.jsonl",
+                            "--output_dir", str(tmp / "ignored")], {}),
         "unknown_option": (cli_args(tiny_dir, data, tmp / "nope", "--model.nope", "1"), {}),
         "debug_flag": (cli_args(tiny_dir, data, tmp / "dbg", "--model.nope", "1", "--debug"), {}),
         "internal_error": (internal, {}),
@@ -198,6 +232,9 @@ def processes(tiny_dir, tmp_path_factory):
         ("malformed_row", "error: {tmp}/bad.jsonl, line 2: not valid JSON (Expecting property name enclosed in double "
                           "quotes: line 1 column 2 (char 1))"),
         ("rho", "error: --model.rho 2.0: must be in (0, 1]"),
+        ("method", "error: --method 'nope': choose one of latentseek, random, cot, bon, sc"),
+        ("ignored_option", "error: --data.path is ignored with --data.name arith; pass --data.name jsonl (or gsm8k, "
+                           "math500, aime2024) to read a file"),
         ("unknown_option", "error: unrecognized arguments: --model.nope 1 (see --help)"),
     ],
 )

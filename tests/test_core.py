@@ -9,7 +9,7 @@ import lightning as L
 import pytest
 import torch
 
-from callbacks import RewardThreshold
+from lightning_latentseek.callbacks import RewardThreshold
 from lightning_latentseek.config import SeekConfig
 from lightning_latentseek.engine import GenerationEngine
 from lightning_latentseek.latents import (LatentParameter, adam_step_norm, decode_windows, latent_window,

@@ -176,9 +176,8 @@ def test_the_kept_sequence_of_a_drafting_row_skips_its_masked_columns(llm):
 def test_masked_multi_token_attention_keeps_grouped_heads_and_gives_sdpa_results(llm):
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
-    from lightning_latentseek.engine.attention import GQA_SDPA, gqa_sdpa
+    from lightning_latentseek.engine.attention import gqa_sdpa
 
-    assert llm.model.config._attn_implementation == GQA_SDPA
     module = llm.body.layers[0].self_attn
     assert module.num_key_value_groups == 2
     torch.manual_seed(0)
@@ -190,6 +189,28 @@ def test_masked_multi_token_attention_keeps_grouped_heads_and_gives_sdpa_results
     theirs, _ = sdpa_attention_forward(module, query, key, value, mask, scaling=0.3)
     assert ours.shape == (3, 5, 4, 8)
     torch.testing.assert_close(ours, theirs)
+
+
+def test_a_loaded_model_attends_with_the_engines_attention(tmp_path, monkeypatch):
+    """`load_llm` asks transformers for `GQA_SDPA` when it loads: the model's forwards call it."""
+    from transformers import AttentionInterface
+
+    from lightning_latentseek.engine import attention, load_llm
+    from tiny import save_tiny_model
+
+    calls = []
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return attention.gqa_sdpa(*args, **kwargs)
+
+    AttentionInterface.register(attention.GQA_SDPA, counted)
+    try:
+        llm = load_llm(str(save_tiny_model(tmp_path / "model")))
+        llm.forward(torch.tensor([[1, 2, 3]]), llm.new_cache())
+    finally:
+        AttentionInterface.register(attention.GQA_SDPA, attention.gqa_sdpa)
+    assert len(calls) == llm.model.config.num_hidden_layers
 
 
 def _left_padded_mask(first_columns: list[int], positions: int, columns: int) -> torch.Tensor:
@@ -276,6 +297,33 @@ def test_prefix_store_prefills_only_what_is_new(llm, engine):
         assert off.stats["prefill_tokens"] == len(longer)
     finally:
         off.close()
+
+
+def test_the_prefix_store_owns_its_entries(llm, engine, monkeypatch):
+    """Stored KV is shared with later prefills and rows without copies, and nothing writes it: after more
+    generation on top of it, every entry holds what it held, and no entry shares storage with the batch's
+    buffers. The prefills go through our own PrefillCache: transformers' DynamicLayer is not used at all."""
+    from transformers.cache_utils import DynamicLayer
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("DynamicLayer.update was called")
+
+    monkeypatch.setattr(DynamicLayer, "update", refuse)
+    base = prompts(llm, 3)[2]
+    first = engine.generate([Row(base, 6, frozenset(), keep_cache=True)])[0]
+    entries = list(engine.store._entries.values())
+    snapshot = [[(k.clone(), v.clone()) for k, v in layers] for _, layers in entries]
+    rows = [base + first.tokens[:-1] + [40 + i] for i in range(3)] + [base + [50, 51]]
+    results = engine.generate([Row(ids, 5, frozenset()) for ids in rows])
+    assert [r.tokens for r in results] == [full_forward_greedy(llm, ids, 5, frozenset())[0] for ids in rows]
+    assert engine.stats["reused_tokens"] > 0
+    for (_, layers), saved in zip(entries, snapshot):
+        for (k, v), (k0, v0) in zip(layers, saved):
+            assert torch.equal(k, k0) and torch.equal(v, v0)
+    buffers = {t.untyped_storage().data_ptr() for layer in engine._batch_cache.layers
+               for t in (layer.key_buffer, layer.value_buffer)}
+    stored = {t.untyped_storage().data_ptr() for _, layers in engine.store._entries.values() for kv in layers for t in kv}
+    assert not buffers & stored
 
 
 def test_rows_of_one_request_share_their_prefix(llm, engine):
@@ -467,12 +515,13 @@ def sliding_llm(window: int):
     from transformers import MistralConfig, MistralForCausalLM
 
     from lightning_latentseek.engine import FrozenLM
+    from lightning_latentseek.engine.attention import GQA_SDPA
     from tiny import tiny_tokenizer
 
     torch.manual_seed(0)
     config = MistralConfig(vocab_size=259, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
                            num_attention_heads=4, num_key_value_heads=2, sliding_window=window, bos_token_id=256,
-                           eos_token_id=257, pad_token_id=258, attn_implementation="sdpa", initializer_range=0.3)
+                           eos_token_id=257, pad_token_id=258, attn_implementation=GQA_SDPA, initializer_range=0.3)
     return FrozenLM(MistralForCausalLM(config), tiny_tokenizer(), name=f"mistral-window-{window}")
 
 

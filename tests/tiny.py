@@ -8,9 +8,10 @@ from pathlib import Path
 
 import torch
 
-from callbacks import ProblemCallback
+from lightning_latentseek.callbacks import ProblemCallback
 
 from lightning_latentseek.engine import FrozenLM
+from lightning_latentseek.engine.attention import GQA_SDPA
 
 CHAT_TEMPLATE = (
     "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}"
@@ -41,7 +42,7 @@ def tiny_model(arch: str = "llama", seed: int = 0, vocab_size: int = 259, hidden
     torch.manual_seed(seed)
     common = dict(vocab_size=vocab_size, hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers,
                   num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
-                  bos_token_id=256, eos_token_id=257, pad_token_id=258, attn_implementation="sdpa",
+                  bos_token_id=256, eos_token_id=257, pad_token_id=258, attn_implementation=GQA_SDPA,
                   initializer_range=0.3)
     if arch == "llama":
         return LlamaForCausalLM(LlamaConfig(**common, tie_word_embeddings=True))

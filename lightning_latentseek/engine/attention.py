@@ -21,8 +21,8 @@ result up to float summation order):
 
 ``gqa_sdpa`` does all three for masked queries on the CPU and hands every other call to transformers' own
 ``sdpa_attention_forward`` unchanged. It is registered through transformers' public `AttentionInterface` /
-`AttentionMaskInterface` under ``GQA_SDPA`` (with the ``sdpa`` mask) and chosen with
-``model.set_attn_implementation``: `use_gqa_sdpa`.
+`AttentionMaskInterface` under ``GQA_SDPA`` (with the ``sdpa`` mask) and asked for when the model is loaded
+(`loading.load_llm`: ``attn_implementation=GQA_SDPA``; a model built in Python asks for it in its config).
 """
 
 from __future__ import annotations
@@ -158,11 +158,3 @@ def gqa_sdpa(module, query, key, value, attention_mask, dropout: float = 0.0, sc
 
 AttentionInterface.register(GQA_SDPA, gqa_sdpa)
 AttentionMaskInterface.register(GQA_SDPA, sdpa_mask)
-
-
-def use_gqa_sdpa(model) -> bool:
-    """Switch a model that uses ``sdpa`` attention to `gqa_sdpa` (True when switched)."""
-    if getattr(model.config, "_attn_implementation", None) != "sdpa":
-        return False
-    model.set_attn_implementation(GQA_SDPA)
-    return model.config._attn_implementation == GQA_SDPA

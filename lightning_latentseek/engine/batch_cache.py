@@ -1,4 +1,5 @@
-"""The decoding batch's KV cache: buffers that outlive the batch's rearrangements.
+"""The engine's KV caches: the decoding batch's (`BatchCache`: buffers that outlive the batch's
+rearrangements) and one row's prefill (`PrefillCache`: on top of a prefix shared with the prefix store).
 
 A transformers `Cache` made of our own `CacheLayerMixin` layers (the public extension point for caches).
 Each layer owns two buffers of shape (slots, KV heads, capacity, head dim). The batch is rows 0..B-1 and
@@ -13,6 +14,10 @@ allocated only when the batch outgrows them. Fresh memory is the expensive part 
 (page faults), so this replaces allocating a whole new cache for every rebuild.
 
 Padding columns hold stale (finite) KV of earlier rows; the attention mask hides them.
+
+`PrefillCache` starts from a stored prefix's KV and joins what the prefill adds to it by concatenation into
+new tensors: its own layers never write a tensor they were given, so the prefix store can share its entries
+with prefills without copying them (and without relying on how transformers' own cache layers update).
 """
 
 from __future__ import annotations
@@ -140,3 +145,51 @@ class BatchCache(Cache):
             layer.rows, layer.begin, layer.end = rows, end - total, end
             layer.view()
         self.allocations += new_buffers
+
+
+class _PrefillLayer(CacheLayerMixin):
+    """One layer of `PrefillCache`: the prefix it was given (read, never written) and what the prefill adds."""
+
+    is_compileable = False
+    is_sliding = False
+
+    def __init__(self, keys: Tensor | None = None, values: Tensor | None = None):
+        super().__init__()
+        self.keys, self.values = keys, values
+        self.is_initialized = True
+
+    def lazy_initialization(self, key_states: Tensor, value_states: Tensor) -> None:  # set up in __init__
+        raise RuntimeError("PrefillCache layers start from their prefix, not from a first update")
+
+    def update(self, key_states: Tensor, value_states: Tensor, *args, **kwargs) -> tuple[Tensor, Tensor]:
+        """Append the new positions: new tensors (the prefix and the given states are left as they are)."""
+        if self.keys is None:
+            self.keys, self.values = key_states, value_states
+        else:
+            self.keys = torch.cat([self.keys, key_states], dim=-2)
+            self.values = torch.cat([self.values, value_states], dim=-2)
+        return self.keys, self.values
+
+    def get_mask_sizes(self, query_length: int) -> tuple[int, int]:
+        return self.get_seq_length() + query_length, 0
+
+    def get_seq_length(self) -> int:
+        return 0 if self.keys is None else self.keys.shape[-2]
+
+    def get_max_length(self) -> int:
+        return -1
+
+
+class PrefillCache(Cache):
+    """One row's prefill cache: `prefix` (per layer (keys, values) of shape (1, heads, p, dim), or None) followed by
+    the positions the prefill feeds. The prefix's tensors are never written (see the module docstring)."""
+
+    def __init__(self, num_layers: int, prefix: Sequence[tuple[Tensor, Tensor]] | None = None):
+        parts = prefix if prefix is not None else [(None, None)] * num_layers
+        if len(parts) != num_layers:
+            raise ValueError(f"a prefix of {len(parts)} layers for a model of {num_layers}")
+        super().__init__(layers=[_PrefillLayer(keys, values) for keys, values in parts])
+
+    def kv(self) -> list[tuple[Tensor, Tensor]]:
+        """Per layer (keys, values): the prefix and every position fed since."""
+        return [(layer.keys, layer.values) for layer in self.layers]

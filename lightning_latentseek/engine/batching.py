@@ -28,7 +28,7 @@ from typing import Callable, Sequence
 
 import torch
 from torch import Tensor
-from lightning_latentseek.engine.batch_cache import BatchCache
+from lightning_latentseek.engine.batch_cache import BatchCache, PrefillCache
 from lightning_latentseek.engine.lm import FrozenLM
 from lightning_latentseek.errors import UserError
 
@@ -151,8 +151,12 @@ class _Live:
 class PrefixStore:
     """Automatic prefix caching: the KV of recent sequences, so a new row prefills only what the longest
     stored prefix of its ids lacks (the prompt for every continuation of a problem, the shared part of
-    the verifier prompts of an answer, ...). Least recently used entries go first. Entries are never
-    written to (DynamicCache updates concatenate into new tensors), so they are shared, not copied."""
+    the verifier prompts of an answer, ...). Least recently used entries go first.
+
+    The store owns its entries and shares them without copies, because nothing writes them: an entry is a
+    prefill's KV (new tensors made by our `PrefillCache`, whose layers only concatenate) or a finished row's
+    columns gathered out of the batch (a gather makes new tensors); a prefill reads a stored prefix through a
+    `PrefillCache`, and a row joining the batch is copied into it (`BatchCache.arrange`, or concatenated)."""
 
     def __init__(self, max_tokens: int = 32768, max_entries: int = 128):
         self.max_tokens, self.max_entries = max_tokens, max_entries
@@ -384,18 +388,17 @@ class GenerationEngine:
     def _prefill(self, ids: Sequence[int]) -> tuple[list[tuple[Tensor, Tensor]], Tensor]:
         """KV of `ids` (one row) and the final hidden state at its last position (1, H)."""
         ids = list(ids)
-        cache = self.lm.new_cache()
         reused, layers = self.store.longest(ids, len(ids) - 1) if self.store is not None else (0, None)
-        if reused:
-            for layer_index, (keys, values) in enumerate(layers):
-                cache.update(keys[:, :, :reused], values[:, :, :reused], layer_index)
+        # the stored prefix is shared, not copied: PrefillCache never writes it (it concatenates into new tensors)
+        cache = PrefillCache(self.lm.num_layers, [(k[:, :, :reused], v[:, :, :reused]) for k, v in layers]
+                             if reused else None)
         started = time.perf_counter()
         hidden = self.lm.forward(torch.tensor([ids[reused:]], device=self.lm.device), cache)[:, -1]
         self.stats["prefill_seconds"] += time.perf_counter() - started
         self.stats["forwards"] += 1
         self.stats["prefill_tokens"] += len(ids) - reused
         self.stats["reused_tokens"] += reused
-        kept = _layers(cache)
+        kept = cache.kv()
         if self.store is not None:
             self.store.add(ids, kept)
         return kept, hidden

@@ -15,8 +15,6 @@ import torch
 from torch import Tensor
 from transformers import DynamicCache
 
-from lightning_latentseek.engine.attention import use_gqa_sdpa
-
 # ori_generation.py stops the CoT when the decoded token is one of these (plus the tokenizer's EOS);
 # opt_generation.py stops a continuation at the tokenizer's EOS only.
 ORIGINAL_STOP_WORDS = ("</s>", "<|im_end|>", "<|endoftext|>")
@@ -28,7 +26,6 @@ class FrozenLM:
     def __init__(self, model, tokenizer, name: str = "model"):
         model.eval()
         model.requires_grad_(False)
-        use_gqa_sdpa(model)  # the engine's multi-token decoding forwards without copying grouped KV heads
         self.model = model
         self.tokenizer = tokenizer
         self.name = name
@@ -48,7 +45,9 @@ class FrozenLM:
         self.generation_stop_ids = frozenset({self.eos_id, *(i for i in configured if i is not None)})
         # Sliding-window attention: the engine's caches and prefix store hold whole sequences, so it serves
         # only sequences within the window (the engine fails a row that reaches it). None: no sliding layers.
-        sliding = any(getattr(layer, "is_sliding", False) for layer in DynamicCache(config=model.config).layers)
+        layers = DynamicCache(config=model.config).layers
+        self.num_layers = len(layers)  # of the KV cache
+        sliding = any(getattr(layer, "is_sliding", False) for layer in layers)
         self.sliding_window = int(getattr(model.config, "sliding_window", 0) or 0) if sliding else None
         pad = tokenizer.pad_token_id
         self.pad_id = pad if pad is not None else self.eos_id

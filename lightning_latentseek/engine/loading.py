@@ -8,6 +8,7 @@ from pathlib import Path
 
 import torch
 
+from lightning_latentseek.engine.attention import GQA_SDPA
 from lightning_latentseek.engine.lm import FrozenLM
 from lightning_latentseek.errors import UserError, one_line
 
@@ -55,7 +56,8 @@ _LOAD_LOCK = threading.Lock()
 
 
 def load_llm(spec: str, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32) -> FrozenLM:
-    """Load `spec` once per process (cached by spec, device and dtype) and freeze it."""
+    """Load `spec` once per process (cached by spec, device and dtype) and freeze it. It asks transformers for
+    the engine's attention, ``GQA_SDPA`` (`attention.py`), or ``sdpa`` for a model that cannot take it."""
     key = (spec, str(torch.device(device)), dtype)
     with _LOAD_LOCK:
         if key not in _LOADED:
@@ -67,7 +69,12 @@ def load_llm(spec: str, device: str | torch.device = "cpu", dtype: torch.dtype =
             extra = {"gguf_file": gguf} if gguf else {}
             try:
                 tokenizer = AutoTokenizer.from_pretrained(source, **extra)
-                model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, attn_implementation="sdpa", **extra)
+                try:  # the engine's attention (`attention.py`); a model that cannot take it gets transformers' SDPA
+                    model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, attn_implementation=GQA_SDPA,
+                                                                 **extra)
+                except ValueError:
+                    model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, attn_implementation="sdpa",
+                                                                 **extra)
             except (OSError, ValueError) as err:  # not a model (no config/weights), unknown hub id, no network
                 raise LLMLoadError(f"--model.llm {spec}: cannot load it ({one_line(err, 300)})") from err
             _LOADED[key] = FrozenLM(model.to(device), tokenizer, name=spec)

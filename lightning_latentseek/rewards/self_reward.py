@@ -15,16 +15,14 @@ import re
 from typing import Sequence
 
 from lightning_latentseek.engine import GenerationConfigSampler, GenerationEngine, Row
-from lightning_latentseek.config import ConfigError
+from lightning_latentseek.config import ConfigError, PositiveInt, Prompt, PromptSet, VerifierSampling
 from lightning_latentseek.grading import extract_boxed, extract_json_answer
 from lightning_latentseek.problems import Problem
-from lightning_latentseek.prompts import (PROMPT_SETS, VERDICT_MARKER, VERIFIER_CHECKS, solver_messages,
-                                          verifier_messages)
+from lightning_latentseek.prompts import VERDICT_MARKER, VERIFIER_CHECKS, solver_messages, verifier_messages
 from lightning_latentseek.rewards.base import RewardResult
 from lightning_latentseek.seeds import stable_seed
 
 FORMAT_PENALTY = 2.0
-VERIFIER_SAMPLING = ("greedy", "model")
 
 # Between the marker and the verdict word: spaces, markdown emphasis, quotes, backticks,
 # brackets, a colon, `$` and LaTeX wrappers such as \boxed{ or \text{.
@@ -118,17 +116,13 @@ class SelfReward:
     The object keeps no state between calls: it is shared by every problem in flight.
     """
 
-    def __init__(self, engine: GenerationEngine, prompt: str = "boxed", prompt_set: str = "paper",
-                 max_new_tokens: int = 4096, sampling: str = "greedy", seed: int = 0, format_rule: bool = False,
-                 checks: Sequence[str] | None = None, marker: str = VERDICT_MARKER):
+    def __init__(self, engine: GenerationEngine, prompt: Prompt = "boxed", prompt_set: PromptSet = "paper",
+                 max_new_tokens: PositiveInt = 4096, sampling: VerifierSampling = "greedy", seed: int = 0,
+                 format_rule: bool = False, checks: Sequence[str] | None = None, marker: str = VERDICT_MARKER):
+        # The settings' choices and ranges are their types (`config`): checked in SeekConfig, and for
+        # --model.reward_args by `build_reward` (`typed.check_arguments`).
         if engine is None:
             raise ValueError("the self reward needs the generation engine of the frozen LLM (engine=...)")
-        if prompt_set not in PROMPT_SETS:
-            raise ConfigError(f"--model.prompt_set {prompt_set!r}: choose one of {', '.join(PROMPT_SETS)}")
-        if sampling not in VERIFIER_SAMPLING:
-            raise ConfigError(f"--model.verifier_sampling {sampling!r}: choose one of {', '.join(VERIFIER_SAMPLING)}")
-        if max_new_tokens < 1:
-            raise ConfigError(f"--model.verifier_max_new_tokens {max_new_tokens}: must be >= 1")
         known = {c.name: c for c in VERIFIER_CHECKS}
         names = list(known) if checks is None else list(checks)
         unknown = [n for n in names if n not in known]
