@@ -80,7 +80,7 @@ FULL = Plan(parity_problems=4, max_new_tokens=128, verifier_max_new_tokens=48, m
             budgets={"parity": 75, "throughput": 150, "cot": 25, "constants": 110}, deadline=450)
 QUICK = Plan(parity_problems=1, max_new_tokens=12, verifier_max_new_tokens=6, max_steps=1, batch_sizes=(1, 4),
              min_problems=2, constants_batch=2, budgets={"parity": 60, "throughput": 60, "cot": 30, "constants": 60},
-             deadline=240)
+             deadline=600)
 
 # (figure, tuning fields changed from the device's defaults, engine options): `constants`
 VARIANTS = (
@@ -188,7 +188,7 @@ def parse_args(argv=None):
     parser.add_argument("--phases", default=",".join(PHASES), help=f"which phases, of {', '.join(PHASES)}")
     parser.add_argument("--out", default=None, help="write every figure to this JSON file")
     parser.add_argument("--deadline", type=float, default=None, help="seconds before the watchdog ends the run "
-                        "(default: 450; 240 with --quick)")
+                        "(default: 450; 600 with --quick)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     args = parser.parse_args(argv)
     args.phases = tuple(p.strip() for p in args.phases.split(",") if p.strip())
