@@ -3,7 +3,7 @@
 could not (the embedded SmolLM2-135M-Instruct, or `--llm PATH`; no download).
 
     python benchmarks/gpu_check.py --out gpu_check.json          # the GPU (CUDA device 0)
-    python benchmarks/gpu_check.py --device cpu --quick          # the same code, tiny sizes, well under a minute
+    python benchmarks/gpu_check.py --device cpu --quick          # the same code: tiny sizes, B = 1 and 2
 
 Four phases, each with a time budget (a phase whose budget is spent skips what is left and says so):
 
@@ -54,6 +54,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # speed.py, throughput
 import torch  # noqa: E402
 
 REWARDS = ("psrm", "self")
+REWARD_NAMES = {"psrm": "PSRM", "self": "paper self-reward"}
 PHASES = ("parity", "throughput", "cot", "constants")
 
 
@@ -68,6 +69,7 @@ class Plan:
     batch_sizes: tuple[int, ...]
     min_problems: int  # problems at B: max(B, min_problems)
     constants_batch: int  # B (and problems) of the constants phase
+    constants_reward: str = "self"  # the reward of the constants phase
     budgets: dict = field(default_factory=dict)  # phase -> seconds
     deadline: float = 450.0  # the watchdog's: seconds since the start
 
@@ -76,11 +78,13 @@ class Plan:
 # 6 minutes; a unit started just before its phase's budget ends may run over it, and the watchdog stops it all at
 # 7.5 minutes.
 FULL = Plan(parity_problems=4, max_new_tokens=128, verifier_max_new_tokens=48, max_steps=2,
-            batch_sizes=(1, 4, 16, 64), min_problems=8, constants_batch=16,
+            batch_sizes=(1, 4, 16, 64), min_problems=8, constants_batch=16, constants_reward="self",
             budgets={"parity": 75, "throughput": 150, "cot": 25, "constants": 110}, deadline=450)
-QUICK = Plan(parity_problems=1, max_new_tokens=12, verifier_max_new_tokens=6, max_steps=1, batch_sizes=(1, 4),
-             min_problems=2, constants_batch=2, budgets={"parity": 60, "throughput": 60, "cot": 30, "constants": 60},
-             deadline=600)
+# --quick checks the code, not the machine: on a CPU each paper self-reward judgement prefills four ~700-token
+# verifier prompts (seconds each on 2 cores), so it judges as few answers as every code path needs
+QUICK = Plan(parity_problems=1, max_new_tokens=12, verifier_max_new_tokens=6, max_steps=1, batch_sizes=(1, 2),
+             min_problems=1, constants_batch=2, constants_reward="psrm",
+             budgets={"parity": 120, "throughput": 120, "cot": 60, "constants": 120}, deadline=600)
 
 # (figure, tuning fields changed from the device's defaults, engine options): `constants`
 VARIANTS = (
@@ -181,7 +185,7 @@ class Phase:
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="cuda", help="cuda (device 0), cuda:N or cpu")
-    parser.add_argument("--quick", action="store_true", help="tiny problem counts and caps, B = 1 and 4 only")
+    parser.add_argument("--quick", action="store_true", help="tiny problem counts and caps, B = 1 and 2 only")
     parser.add_argument("--llm", default="smollm2", help="smollm2 (embedded), a model directory or a .gguf file")
     parser.add_argument("--data", default=None, help="a GSM8K JSONL (default: the generated arith problems)")
     parser.add_argument("--prompt", choices=("boxed", "json"), default="boxed")
@@ -405,7 +409,8 @@ def cot_phase(figures: Figures, phase: Phase, llm, problems, args, plan: Plan, t
 def constants_phase(figures: Figures, phase: Phase, llm, problems, args, plan: Plan, trainer_kwargs: dict,
                     runs: dict) -> None:
     """Each setting of the device-dependent constants against the device's default (`tuning.defaults_for`), on
-    the same problems at one B with the paper self-reward. The default runs first and, budget allowing, last."""
+    the same problems at one B (the paper self-reward; PSRM with --quick). The default runs first and, budget
+    allowing, last."""
     from throughput import differences, solve_all
 
     from lightning_latentseek.engine import tuning
@@ -415,7 +420,8 @@ def constants_phase(figures: Figures, phase: Phase, llm, problems, args, plan: P
     settings = run_settings(args, plan)
     batch = plan.constants_batch
     chosen = problems[:batch]
-    where = f"B={batch}, {len(chosen)} problems, paper self-reward, {dtype_name(llm)}"
+    reward = plan.constants_reward
+    where = f"B={batch}, {len(chosen)} problems, {REWARD_NAMES[reward]}, {dtype_name(llm)}"
     defaults = [name for name, changes, options in VARIANTS
                 if dataclasses.replace(default, **changes) == default and not options]
     baseline: list[dict] = []
@@ -423,7 +429,7 @@ def constants_phase(figures: Figures, phase: Phase, llm, problems, args, plan: P
 
     def solve(changes: dict, options: dict) -> dict:
         with tuning.overridden(device, **changes):
-            return solve_all(llm, chosen, "self", batch, settings, trainer_kwargs, **options)
+            return solve_all(llm, chosen, reward, batch, settings, trainer_kwargs, **options)
 
     def record() -> None:  # against the mean of the default's runs so far (a deadline keeps what was measured)
         base = sum(r["wall"] for r in baseline) / len(baseline)

@@ -16,9 +16,9 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "benchmarks" / "gpu_check.py"
 
-# --quick: B = 1 and 4; the constants phase's settings, in the script's order
-KEYS = ["device", "parity_fp32", "per_hour[psrm,B=1]", "per_hour[self,B=1]", "per_hour[psrm,B=4]",
-        "per_hour[self,B=4]", "latentseek_vs_cot[psrm]", "latentseek_vs_cot[self]", "draft_budget[32]",
+# --quick: B = 1 and 2; the constants phase's settings, in the script's order
+KEYS = ["device", "parity_fp32", "per_hour[psrm,B=1]", "per_hour[self,B=1]", "per_hour[psrm,B=2]",
+        "per_hour[self,B=2]", "latentseek_vs_cot[psrm]", "latentseek_vs_cot[self]", "draft_budget[32]",
         "draft_budget[256]", "draft_budget[unlimited]", "draft_budget[off]", "attention[sdpa]", "attention[packed]",
         "attention[row_groups]", "drop_finished[1/3]", "drop_finished[1/2]", "drop_finished[1]", "seconds_total"]
 CPU_DEFAULTS = {"draft_budget[32]", "attention[row_groups]", "drop_finished[1/3]"}
@@ -50,14 +50,14 @@ def test_the_quick_check_runs_every_phase_on_the_cpu(tiny_dir, tmp_path):
     # fp32 on a CPU: the engine gives the no-cache loop's token ids, CoT and iteration, with both rewards
     assert lines["parity_fp32"].startswith("identical 2/2 (psrm 1/1, self 1/1; fp32, paper mode, K 1, caps 12/6;")
     for reward in ("psrm", "self"):
-        assert re.fullmatch(r"\d+ problems/h \(2 problems in \d+\.\d s, fp32; \d+ tokens/s; peak \d+ MiB; "
+        assert re.fullmatch(r"\d+ problems/h \(1 problems in \d+\.\d s, fp32; \d+ tokens/s; peak \d+ MiB; "
                             r"the reference for B > 1\)", lines[f"per_hour[{reward},B=1]"])
-        assert re.fullmatch(r"\d+ problems/h \(4 problems in \d+\.\d s, fp32; \d+ tokens/s; peak \d+ MiB; "
-                            r"answers identical to B=1's on 2/2\)", lines[f"per_hour[{reward},B=4]"])
+        assert re.fullmatch(r"\d+ problems/h \(2 problems in \d+\.\d s, fp32; \d+ tokens/s; peak \d+ MiB; "
+                            r"answers identical to B=1's on 1/1\)", lines[f"per_hour[{reward},B=2]"])
         assert re.fullmatch(r"\d+\.\dx \(LatentSeek \d+\.\d\d s per problem, 1\.0 iterations on average; CoT "
-                            r"\d+\.\d\d s; fp32, one problem at a time, 2 problems, K 1\)",
+                            r"\d+\.\d\d s; fp32, one problem at a time, 1 problems, K 1\)",
                             lines[f"latentseek_vs_cot[{reward}]"])
-    where = r"B=2, 2 problems, paper self-reward, fp32"
+    where = r"B=2, 2 problems, PSRM, fp32"
     for key in KEYS[8:-1]:
         if key in CPU_DEFAULTS:  # the CPU's own values are the baseline, run first and last
             assert re.fullmatch(rf"default \(\d+\.\d s and \d+\.\d s: a spread of \d+%; {where}\)", lines[key]), key
@@ -70,7 +70,7 @@ def test_the_quick_check_runs_every_phase_on_the_cpu(tiny_dir, tmp_path):
     assert list(document["figures"]) == KEYS
     assert {key: value["summary"] for key, value in document["figures"].items()} == lines
     assert document["figures"]["parity_fp32"]["identical"] == 2
-    assert document["figures"]["per_hour[self,B=4]"]["problems"] == 4
+    assert document["figures"]["per_hour[self,B=2]"]["problems"] == 2
     assert {k for k, v in document["figures"].items() if v["status"] == "default"} == CPU_DEFAULTS
     assert document["device"]["tuning"]["draft_budget"] == "32"
 
