@@ -101,6 +101,16 @@ VARIANTS = (
 )
 
 
+def run_order(variants=VARIANTS) -> list:
+    """The settings in the order they run: one of each constant in turn (the first settings of each, then the
+    second ...), so that a budget spent early still leaves a figure for every constant."""
+    groups: dict[str, list] = {}
+    for variant in variants:
+        groups.setdefault(variant[0].split("[")[0], []).append(variant)
+    rounds = max(len(group) for group in groups.values())
+    return [group[i] for i in range(rounds) for group in groups.values() if i < len(group)]
+
+
 def figure_keys(plan: Plan, phases: tuple[str, ...]) -> list[str]:
     """Every figure the check reports, in order (one SUMMARY line each)."""
     keys = ["device"]
@@ -131,7 +141,8 @@ class Figures:
             self.values[key] = {"summary": summary, "status": status, **data}
 
     def summary_lines(self, missing: str) -> list[str]:
-        return [f"SUMMARY {key}: {self.values[key]['summary'] if key in self.values else missing}" for key in self.keys]
+        return [f"SUMMARY {key}: {self.values[key]['summary'] if key in self.values else missing}"
+                for key in self.keys]
 
     def write(self, complete: bool) -> None:
         if self.out is None:
@@ -213,6 +224,8 @@ def check_args(args) -> str | None:
     if device.type == "cuda" and not torch.cuda.is_available():
         return (f"--device {args.device}: no CUDA device here (torch {torch.__version__}); "
                 f"run `--device cpu --quick` for the CPU's version of the check")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        return f"--device {args.device}: this machine has {torch.cuda.device_count()} CUDA device(s)"
     if args.data is not None and not Path(args.data).is_file():
         return f"--data {args.data}: no such file"
     if args.deadline is not None and args.deadline <= 0:
@@ -452,7 +465,7 @@ def constants_phase(figures: Figures, phase: Phase, llm, problems, args, plan: P
             figures.set(name, f"failed (the default's run): {one_line(error)}", status="failed")
         return
     record()
-    for name, changes, options in VARIANTS:
+    for name, changes, options in run_order():
         if name in defaults:
             continue
         if phase.spent():
