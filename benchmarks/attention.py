@@ -75,34 +75,32 @@ def main(argv=None) -> None:
 
 
 def one_call_against(module, constant: str, one_call, name: str, query, key, value, mask, repeats: int):
-    """`gqa_sdpa` with the `attention` module constant set to `one_call` (one SDPA call) and as it is (`name`):
-    the outputs and the seconds of each."""
-    from lightning_latentseek.engine import attention
+    """`gqa_sdpa` with the CPU's tuning field `constant` (`engine.tuning`) set to `one_call` (one SDPA call) and
+    as it is (`name`): the outputs and the seconds of each."""
+    from contextlib import nullcontext
 
-    kept = getattr(attention, constant)
+    from lightning_latentseek.engine import attention, tuning
+
     outs, times = {}, {}
-    try:
-        for label, setting in (("one call", one_call), (name, kept)):
-            setattr(attention, constant, setting)
+    for label, setting in (("one call", {constant: one_call}), (name, None)):
+        with tuning.overridden("cpu", **setting) if setting else nullcontext():
             outs[label] = attention.gqa_sdpa(module, query, key, value, mask, scaling=0.125)[0]
             times[label] = seconds(lambda: attention.gqa_sdpa(module, query, key, value, mask, scaling=0.125),
                                    repeats)
-    finally:
-        setattr(attention, constant, kept)
     return outs, times
 
 
 def chunked_prefill(module, repeats: int) -> None:
     """A long prefill's query in chunks (`query_chunks`) against one call: the longest paper verifier
     instructions (~690 positions) on top of their cached shared prefix (~330)."""
-    from lightning_latentseek.engine import attention
+    from lightning_latentseek.engine import tuning
 
     cached, new = 330, 690
     mask = torch.ones(1, 1, new, cached + new, dtype=torch.bool).tril(diagonal=cached)
     query = torch.randn(1, 9, new, 64)
     key, value = torch.randn(1, 3, cached + new, 64), torch.randn(1, 3, cached + new, 64)
-    chunk = attention.QUERY_CHUNK
-    outs, times = one_call_against(module, "QUERY_CHUNK", 10 ** 9, "chunks", query, key, value, mask, repeats)
+    chunk = tuning.tuning_for("cpu").query_chunk
+    outs, times = one_call_against(module, "query_chunk", 10 ** 9, "chunks", query, key, value, mask, repeats)
     print(f"prefill of {new} positions on {cached} cached: one call {times['one call'] * 1e3:.2f} ms per layer, "
           f"chunks of {chunk} {times['chunks'] * 1e3:.2f} ms (largest difference "
           f"{float((outs['one call'] - outs['chunks']).abs().max()):.1e}): query chunks "
@@ -129,7 +127,7 @@ def grouped_rows(module, repeats: int) -> None:
             mask[row, ..., :first] = False
         query = torch.randn(b, 9, q, 64)
         key, value = torch.randn(b, 3, columns, 64), torch.randn(b, 3, columns, 64)
-        outs, times = one_call_against(module, "MAX_ROW_GROUPS", 1, "row groups", query, key, value, mask, repeats)
+        outs, times = one_call_against(module, "max_row_groups", 1, "row groups", query, key, value, mask, repeats)
         print(f"logged step of {b} rows x {q} positions over {columns} columns "
               f"({sum(columns - f for f in firsts) / (b * columns):.0%} of the cells not padding): one call "
               f"{times['one call'] * 1e3:.2f} ms per layer, {len(attention.row_groups(mask))} row groups "

@@ -287,6 +287,44 @@ def compare(llm, prompt: list[int], ref: Run, ours: Run) -> tuple[bool, str]:
     return False, f"iterations: {len(ref.answers) - 1} vs {len(ours.answers) - 1}"
 
 
+def reference_reward(llm, reward_name: str, prompt: str, verifier_max_new_tokens: int):
+    """The reference side's reward: PSRM as ours grades it, or the original's four `generate` calls."""
+    from lightning_latentseek.rewards import PerfectSparseReward
+
+    if reward_name == "psrm":
+        psrm = PerfectSparseReward(prompt)
+        return lambda problem, text: (psrm(problem, text).value, {})
+    if reward_name == "self":
+        return ReferenceSelfReward(llm, verifier_max_new_tokens)
+    raise SystemExit(f"--rewards {reward_name!r}: choose psrm and/or self")
+
+
+def compare_one(llm, problem, reward_name: str, ref_reward, cfg, max_steps: int, trainer_kwargs: dict,
+                ours_first: bool = False) -> tuple[Run, Run, bool, str]:
+    """One problem through the reference loop and through ours (a fresh engine: no prefix cached from the
+    other side's prompts), in the given order: (reference, ours, identical on token ids and rewards, where
+    the first divergence is)."""
+    from lightning_latentseek.engine import GenerationEngine
+    from lightning_latentseek.methods import SolveContext, solver_prompt_ids
+    from lightning_latentseek.rewards import build_reward
+
+    results = {}
+    for side in (("ours", "ref") if ours_first else ("ref", "ours")):
+        if side == "ref":
+            results["ref"] = reference_latentseek(llm, problem, ref_reward, cfg, max_steps)
+        else:
+            engine = GenerationEngine(llm)
+            try:
+                reward = build_reward(reward_name, engine=engine, prompt=cfg.prompt,
+                                      max_new_tokens=cfg.verifier_max_new_tokens, prompt_set=cfg.prompt_set)
+                results["ours"] = ours_latentseek(engine, problem, reward, cfg, trainer_kwargs)
+            finally:
+                engine.close()
+    prompt = solver_prompt_ids(SolveContext(_Engine(llm), None, cfg), problem)
+    same, where = compare(llm, prompt, results["ref"], results["ours"])
+    return results["ref"], results["ours"], same, where
+
+
 def table(rows: dict[str, dict], title: str) -> str:
     lines = [title, f"  {'phase':<20}{'reference s':>13}{'ours s':>11}{'ratio':>10}"]
     for phase in PHASES:
@@ -330,10 +368,9 @@ def main(argv=None) -> None:
     logging.getLogger("transformers").setLevel(logging.ERROR)
 
     from lightning_latentseek.config import SeekConfig
-    from lightning_latentseek.engine import GenerationEngine, load_llm
-    from lightning_latentseek.methods import SolveContext, solver_prompt_ids
+    from lightning_latentseek.engine import load_llm
     from lightning_latentseek.problems import load_problems
-    from lightning_latentseek.rewards import PerfectSparseReward, build_reward
+    from lightning_latentseek.rewards import PerfectSparseReward
     from lightning_latentseek.solve import per_problem_trainer_kwargs, quiet_lightning
 
     quiet_lightning()
@@ -358,31 +395,14 @@ def main(argv=None) -> None:
     for reward_name in args.rewards:
         cfg = SeekConfig(llm=args.llm, reward=reward_name, max_new_tokens=args.max_new_tokens, prompt=args.prompt,
                          verifier_max_new_tokens=args.verifier_max_new_tokens, prompt_set="paper")
-        if reward_name == "psrm":
-            psrm = PerfectSparseReward(cfg.prompt)
-            ref_reward = lambda problem, text, psrm=psrm: (psrm(problem, text).value, {})  # noqa: E731
-        elif reward_name == "self":
-            ref_reward = ReferenceSelfReward(llm, args.verifier_max_new_tokens)
-        else:
-            raise SystemExit(f"--rewards {reward_name!r}: choose psrm and/or self")
+        ref_reward = reference_reward(llm, reward_name, cfg.prompt, args.verifier_max_new_tokens)
         phase = {"ref": {}, "ours": {}}
         for index, problem in enumerate(problems):
-            results = {}
-            for side in (("ref", "ours") if index % 2 == 0 else ("ours", "ref")):  # alternate against drifting load
-                if side == "ref":
-                    results["ref"] = reference_latentseek(llm, problem, ref_reward, cfg, args.max_steps)
-                else:
-                    engine = GenerationEngine(llm)  # fresh: no prefix cached from the other side's prompts
-                    reward = build_reward(reward_name, engine=engine, prompt=cfg.prompt,
-                                          max_new_tokens=args.verifier_max_new_tokens, prompt_set="paper")
-                    results["ours"] = ours_latentseek(engine, problem, reward, cfg, trainer_kwargs)
-                    engine.close()
-            ref, ours = results["ref"], results["ours"]
+            ref, ours, same, where = compare_one(llm, problem, reward_name, ref_reward, cfg, args.max_steps,
+                                                 trainer_kwargs, ours_first=index % 2 == 1)  # against drifting load
             reference_answers[(reward_name, problem.id)] = ref.answers
             add(phase["ref"], ref.seconds)
             add(phase["ours"], ours.seconds)
-            prompt = solver_prompt_ids(SolveContext(_Engine(llm), None, cfg), problem)
-            same, where = compare(llm, prompt, ref, ours)
             runs += 1
             if not same:
                 divergent.append(f"[{reward_name}] problem {problem.id}: {where}")

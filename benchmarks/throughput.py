@@ -69,14 +69,16 @@ class PeakMemory:
             self._thread.join()
 
 
-def solve_all(llm, problems, reward_name: str, batch: int, args, trainer_kwargs: dict, **engine_options) -> dict:
-    """Solve `problems` B at once as the run does; returns answers, rewards and the measurements."""
+def solve_all(llm, problems, reward_name: str, batch: int, args, trainer_kwargs: dict, method: str = "latentseek",
+              **engine_options) -> dict:
+    """Solve `problems` B at once as the run does (`method`: LatentSeek, or another of `METHOD_FUNCTIONS`, e.g.
+    ``cot``); returns answers (LatentSeek's, per iteration), rewards and the measurements."""
     import lightning as L
 
     from lightning_latentseek.callbacks import RewardThreshold
     from lightning_latentseek.config import SeekConfig
     from lightning_latentseek.engine import GenerationEngine
-    from lightning_latentseek.methods import SolveContext, latentseek
+    from lightning_latentseek.methods import METHOD_FUNCTIONS, SolveContext
     from lightning_latentseek.rewards import build_reward
     from lightning_latentseek.search import ProblemSearch
     from lightning_latentseek.solve import problem_seed, release_memory, solve_concurrently
@@ -96,7 +98,7 @@ def solve_all(llm, problems, reward_name: str, batch: int, args, trainer_kwargs:
     def solve_one(problem):
         ctx = SolveContext(engine, reward, cfg, seed=problem_seed(0, problem), max_steps=args.max_steps,
                            make_trainer=lambda: L.Trainer(**trainer_kwargs, callbacks=[RewardThreshold(cfg.tau)]))
-        return latentseek(problem, ctx)
+        return METHOD_FUNCTIONS[method](problem, ctx)
 
     outcomes = {}
     ProblemSearch.__init__ = keep
@@ -114,7 +116,8 @@ def solve_all(llm, problems, reward_name: str, batch: int, args, trainer_kwargs:
     return {"answers": {pid: [s.tokens for it in search.history for s in it.samples] for pid, search in searches.items()},
             "prompts": {pid: search.prompt_ids + search.fixed for pid, search in searches.items()},
             "rewards": {pid: outcomes[pid].rewards for pid in outcomes}, "wall": wall, "tokens": tokens,
-            "peak": memory.peak, "stats": dict(engine.stats), "n": len(outcomes)}
+            "peak": memory.peak, "stats": dict(engine.stats), "n": len(outcomes),
+            "iterations": sum(o.iterations for o in outcomes.values())}
 
 
 def top2_gap(llm, ids: list[int]) -> float:

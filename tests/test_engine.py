@@ -220,10 +220,10 @@ def _left_padded_mask(first_columns: list[int], positions: int, columns: int) ->
     return mask
 
 
-def test_a_long_query_is_attended_in_chunks_each_reading_the_columns_it_sees(llm, monkeypatch):
+def test_a_long_query_is_attended_in_chunks_each_reading_the_columns_it_sees(llm):
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
-    from lightning_latentseek.engine import attention
+    from lightning_latentseek.engine import attention, tuning
 
     # 6 new positions on top of 4 cached ones: position i sees columns 0 .. 4 + i
     mask = torch.ones(1, 1, 6, 10, dtype=torch.bool).tril(diagonal=4)
@@ -231,19 +231,19 @@ def test_a_long_query_is_attended_in_chunks_each_reading_the_columns_it_sees(llm
     assert attention.query_chunks(mask, chunk=4) == [(0, 6, 10)]  # shorter than two chunks: one
     batch = _left_padded_mask([0, 3], positions=6, columns=10)  # row 1: 3 columns of padding
     assert attention.query_chunks(batch, chunk=3) == [(0, 3, 7), (3, 6, 10)]
-    monkeypatch.setattr(attention, "QUERY_CHUNK", 2)
     module = llm.body.layers[0].self_attn
     torch.manual_seed(2)
     query, key, value = torch.randn(2, 4, 6, 8), torch.randn(2, 2, 10, 8), torch.randn(2, 2, 10, 8)
-    ours, _ = attention.gqa_sdpa(module, query, key, value, batch, scaling=0.3)
+    with tuning.overridden("cpu", query_chunk=2):
+        ours, _ = attention.gqa_sdpa(module, query, key, value, batch, scaling=0.3)
     theirs, _ = sdpa_attention_forward(module, query, key, value, batch, scaling=0.3)
     torch.testing.assert_close(ours, theirs)
 
 
-def test_a_padded_batch_is_attended_in_row_groups_each_from_its_first_column(llm, monkeypatch):
+def test_a_padded_batch_is_attended_in_row_groups_each_from_its_first_column(llm):
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
-    from lightning_latentseek.engine import attention
+    from lightning_latentseek.engine import attention, tuning
 
     # one new position (decoding) on 10 columns; rows 2 and 3 are left-padded by 6 and 7 columns
     mask = _left_padded_mask([0, 0, 6, 7], positions=1, columns=10)
@@ -255,14 +255,14 @@ def test_a_padded_batch_is_attended_in_row_groups_each_from_its_first_column(llm
     interleaved = _left_padded_mask([6, 0, 7, 0], 1, 10)  # each group of a padded row holds a row from column 0
     assert attention.row_groups(interleaved, call_cells=2) == [(0, 1, 6), (1, 2, 0), (2, 3, 7), (3, 4, 0)]
     assert attention.row_groups(interleaved, call_cells=8) == [(0, 4, 0)]  # 48 cells; (0, 1) + (1, 4): 12 + 38
-    monkeypatch.setattr(attention, "GROUP_CALL_CELLS", 2)
     module = llm.body.layers[0].self_attn
     torch.manual_seed(3)
     for positions in (1, 3):  # one token per row, and a token with two drafts
         batch = _left_padded_mask([0, 1, 6, 7], positions=positions, columns=10)
         batch[1, ..., 4] = False  # a hole (a rejected draft)
         query, key, value = torch.randn(4, 4, positions, 8), torch.randn(4, 2, 10, 8), torch.randn(4, 2, 10, 8)
-        ours, _ = attention.gqa_sdpa(module, query, key, value, batch, scaling=0.3)
+        with tuning.overridden("cpu", group_call_cells=2):
+            ours, _ = attention.gqa_sdpa(module, query, key, value, batch, scaling=0.3)
         theirs, _ = sdpa_attention_forward(module, query, key, value, batch, scaling=0.3)
         torch.testing.assert_close(ours, theirs)
 

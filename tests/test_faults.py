@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from callbacks import RecordWriter
+from lightning_latentseek.callbacks import RecordWriter
 from lightning_latentseek import solve
 from lightning_latentseek.cli import main
 from lightning_latentseek.engine import FrozenLM, GenerationEngine

@@ -19,10 +19,12 @@ result up to float summation order):
   batch is attended in groups of consecutive rows, each reading the columns from its earliest row's first
   one (`row_groups`), where the padding skipped outweighs the cost of another SDPA call.
 
-``gqa_sdpa`` does all three for masked queries on the CPU and hands every other call to transformers' own
-``sdpa_attention_forward`` unchanged. It is registered through transformers' public `AttentionInterface` /
-`AttentionMaskInterface` under ``GQA_SDPA`` (with the ``sdpa`` mask) and asked for when the model is loaded
-(`loading.load_llm`: ``attn_implementation=GQA_SDPA``; a model built in Python asks for it in its config).
+``gqa_sdpa`` does all three for masked queries on devices whose tuning says so (`engine.tuning`:
+``attention_plans``, on a CPU) and hands every other call to transformers' own ``sdpa_attention_forward``
+unchanged; the chunk length and the cost of a call in cells are device-dependent constants there too. It is
+registered through transformers' public `AttentionInterface` / `AttentionMaskInterface` under ``GQA_SDPA``
+(with the ``sdpa`` mask) and asked for when the model is loaded (`loading.load_llm`:
+``attn_implementation=GQA_SDPA``; a model built in Python asks for it in its config).
 """
 
 from __future__ import annotations
@@ -33,15 +35,14 @@ from transformers import AttentionInterface, AttentionMaskInterface
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.masking_utils import sdpa_mask
 
-GQA_SDPA = "latentseek_gqa_sdpa"
-# Queries longer than twice this (a prefill on top of a cached prefix) are attended in chunks of this many
-# positions, each reading the keys up to the last one it sees.
-QUERY_CHUNK = 256
+from lightning_latentseek.engine.tuning import EngineTuning, tuning_for
 
-# A batch of rows is attended in groups where the padding they skip outweighs one more SDPA call, which costs
-# about as much as this many (row x column) cells (measured on the CPU: 100-150 us against 0.2-0.3 us a cell).
-GROUP_CALL_CELLS = 512
-MAX_ROW_GROUPS = 4
+GQA_SDPA = "latentseek_gqa_sdpa"
+# The plans' constants live in `engine.tuning`, per device: `query_chunk` (queries of twice this or more, a
+# prefill on top of a cached prefix, are attended in chunks of this many positions, each reading the keys up
+# to the last one it sees; 256 on a CPU), `group_call_cells` (a batch of rows is attended in groups where the
+# padding they skip outweighs one more SDPA call, which costs about as much as this many (row x column) cells;
+# 512 on a CPU) and `max_row_groups` (4).
 
 _last_plan: tuple = (None, None, None)
 
@@ -50,7 +51,7 @@ def query_chunks(mask: Tensor, chunk: int | None = None) -> list[tuple[int, int,
     """Chunks (first query, end query, end column) of the query positions of a boolean mask (B, 1, q, S):
     `chunk` positions each (one chunk for a query shorter than two), each reading the columns up to the last
     one any of its queries attends to."""
-    chunk = QUERY_CHUNK if chunk is None else chunk
+    chunk = tuning_for(mask.device).query_chunk if chunk is None else chunk
     length, columns = mask.shape[-2], mask.shape[-1]
     if length < 2 * chunk:
         return [(0, length, columns)]
@@ -63,8 +64,9 @@ def row_groups(mask: Tensor, call_cells: int | None = None, max_groups: int | No
     """Groups (first row, end row, first column) of consecutive rows of a boolean mask (B, 1, q, S), each to be
     attended from the first column any of its rows sees: the grouping of at most `max_groups` groups with the
     fewest (row x column) cells read, counting `call_cells` cells for every group (one SDPA call each)."""
-    call_cells = GROUP_CALL_CELLS if call_cells is None else call_cells
-    max_groups = MAX_ROW_GROUPS if max_groups is None else max_groups
+    tuning = tuning_for(mask.device)
+    call_cells = tuning.group_call_cells if call_cells is None else call_cells
+    max_groups = tuning.max_row_groups if max_groups is None else max_groups
     batch, columns = mask.shape[0], mask.shape[-1]
     seen = mask.reshape(batch, -1, columns).any(dim=1)
     firsts = seen.to(torch.uint8).argmax(dim=-1).tolist()  # a row that sees no column counts from column 0
@@ -92,17 +94,17 @@ def row_groups(mask: Tensor, call_cells: int | None = None, max_groups: int | No
     return bounds[::-1]
 
 
-def _plan(mask: Tensor) -> tuple[list[tuple[int, int, int]], list[tuple[int, int, int]]]:
+def _plan(mask: Tensor, tuning: EngineTuning) -> tuple[list[tuple[int, int, int]], list[tuple[int, int, int]]]:
     """`query_chunks` and `row_groups` of a mask, computed once per forward: every layer gets the same (new)
     mask. Row groups only for a query of one chunk."""
     global _last_plan
     last = _last_plan
-    settings = (QUERY_CHUNK, GROUP_CALL_CELLS, MAX_ROW_GROUPS)
-    if last[0] is mask and last[1] == settings:
+    if last[0] is mask and last[1] == tuning:
         return last[2]
-    chunks = query_chunks(mask)
-    groups = row_groups(mask) if len(chunks) == 1 else [(0, mask.shape[0], 0)]
-    _last_plan = (mask, settings, (chunks, groups))
+    chunks = query_chunks(mask, tuning.query_chunk)
+    groups = (row_groups(mask, tuning.group_call_cells, tuning.max_row_groups) if len(chunks) == 1
+              else [(0, mask.shape[0], 0)])
+    _last_plan = (mask, tuning, (chunks, groups))
     return chunks, groups
 
 
@@ -125,15 +127,18 @@ def _packed_sdpa(query: Tensor, key: Tensor, value: Tensor, mask: Tensor, dropou
 
 def gqa_sdpa(module, query, key, value, attention_mask, dropout: float = 0.0, scaling: float | None = None,
              is_causal: bool | None = None, **kwargs):
-    """transformers' SDPA attention, except that a masked query on the CPU packs the query heads of each
-    key/value head together instead of copying the key/value heads (`repeat_kv`), a long query is attended in
-    chunks (`query_chunks`) and a left-padded batch in groups of rows (`row_groups`)."""
+    """transformers' SDPA attention, except that a masked query on a device whose tuning plans attention (a CPU:
+    `EngineTuning.attention_plans`) packs the query heads of each key/value head together instead of copying the
+    key/value heads (`repeat_kv`), a long query is attended in chunks (`query_chunks`) and a left-padded batch in
+    groups of rows (`row_groups`)."""
     groups = getattr(module, "num_key_value_groups", 1)
     plan = None
-    if (attention_mask is not None and attention_mask.dtype == torch.bool and query.device.type == "cpu"
+    if (attention_mask is not None and attention_mask.dtype == torch.bool
             and kwargs.get("position_bias") is None and kwargs.get("softcap") is None
             and not kwargs.get("output_attentions", False)):
-        plan = _plan(attention_mask)
+        tuning = tuning_for(query.device)
+        if tuning.attention_plans:
+            plan = _plan(attention_mask, tuning)
     whole = plan is not None and len(plan[0]) == 1 and plan[1] == [(0, query.shape[0], 0)]
     if plan is None or (whole and (groups == 1 or query.shape[2] == 1)):
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,

@@ -30,6 +30,7 @@ import torch
 from torch import Tensor
 from lightning_latentseek.engine.batch_cache import BatchCache, PrefillCache
 from lightning_latentseek.engine.lm import FrozenLM
+from lightning_latentseek.engine.tuning import EngineTuning, tuning_for
 from lightning_latentseek.errors import UserError
 
 Sampler = Callable[[Tensor, Sequence[int]], int]  # (float32 logits (V,), context + tokens so far) -> next token
@@ -230,19 +231,23 @@ class GenerationEngine:
             sequence (`_Live.draft`) and one forward checks them; the row keeps the drafts the model itself
             would have chosen, plus the model's next token. Fewer forwards, the same tokens (up to the float
             noise of a multi-token forward). 0 turns it off; rows with a sampler never draft.
-        draft_budget: at most this many tokens in one decoding forward (rows x (1 + drafts)): drafts are cut
-            so, which turns them off at 32 rows. Decoding a few rows is bound by reading the weights, so
-            checking drafts is almost free there; with many rows the forward becomes compute-bound.
+        tuning: the device-dependent speed constants (`engine.tuning`): the draft budget (at most so many tokens
+            in one decoding forward, rows x (1 + drafts): drafts are cut to fit; on a CPU 32, which turns them
+            off at 32 rows, where a forward of many rows is compute-bound) and the share of finished rows at which
+            the batch is rebuilt without them. None: `tuning_for(lm.device)`.
     """
 
     def __init__(self, lm: FrozenLM, prefix_cache: bool = True, prefix_cache_tokens: int = 32768,
-                 continuous: bool = True, static_cache: bool = True, draft_tokens: int = 4, draft_budget: int = 32):
+                 continuous: bool = True, static_cache: bool = True, draft_tokens: int = 4,
+                 tuning: EngineTuning | None = None):
         self.lm = lm
         self.continuous = continuous
         self.static_cache = static_cache
         # columns of a row's sequence must be its positions under a sliding window: no drafts there
         self.draft_tokens = int(draft_tokens) if lm.sliding_window is None else 0
-        self.draft_budget = int(draft_budget)
+        self.tuning = tuning if tuning is not None else tuning_for(lm.device)
+        self.draft_budget = self.tuning.draft_budget  # None: no budget
+        self._drop_share = (self.tuning.drop_finished.numerator, self.tuning.drop_finished.denominator)
         self.store = PrefixStore(prefix_cache_tokens) if prefix_cache else None
         self.stats: Counter = Counter()  # forwards, steps, rows, rebuilds, prefill/generated tokens, row-steps, seconds
         self._queue: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()
@@ -487,7 +492,8 @@ class GenerationEngine:
     def _drafts(self, rows: list[_Live]) -> list[list[int]]:
         """Each row's draft for this step (empty for finished and sampling rows), within the token budget, the
         row's own cap (a step adds at most 1 + len(draft) tokens) and the batch cache's room."""
-        k = min(self.draft_tokens, self.draft_budget // len(rows) - 1)
+        k = self.draft_tokens if self.draft_budget is None else min(self.draft_tokens,
+                                                                    self.draft_budget // len(rows) - 1)
         if self.static_cache:
             k = min(k, self._cache.free() - 1)
         if k <= 0:
@@ -558,8 +564,8 @@ class GenerationEngine:
         done = sum(row.done for row in rows)
         if done == len(rows):
             self._clear_batch()
-        elif done and (done * 3 >= len(rows) or not self.static_cache):
-            self._rebuild()  # drop the finished rows
+        elif done and (done * self._drop_share[1] >= self._drop_share[0] * len(rows) or not self.static_cache):
+            self._rebuild()  # drop the finished rows (`EngineTuning.drop_finished`: a third of them on a CPU)
 
     def _retire(self, live: _Live, batch_index: int | None) -> None:
         """Hand a finished row's result to its request (and keep its KV when asked)."""
