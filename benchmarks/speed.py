@@ -359,7 +359,7 @@ def main(argv=None) -> None:
         cfg = SeekConfig(llm=args.llm, reward=reward_name, max_new_tokens=args.max_new_tokens, prompt=args.prompt,
                          verifier_max_new_tokens=args.verifier_max_new_tokens, prompt_set="paper")
         if reward_name == "psrm":
-            psrm = PerfectSparseReward(cfg.prompt)
+            psrm = PerfectSparseReward(prompt=cfg.prompt)
             ref_reward = lambda problem, text, psrm=psrm: (psrm(problem, text).value, {})  # noqa: E731
         elif reward_name == "self":
             ref_reward = ReferenceSelfReward(llm, args.verifier_max_new_tokens)

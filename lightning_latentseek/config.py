@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 from lightning_latentseek.errors import UserError
 
@@ -35,16 +36,22 @@ class SeekConfig:
             the decoded latent tokens.
         samples_per_step: M, decodings of the latent window per iteration (1: the paper).
         temperature: 0 decodes x_t = argmax lm_head(z_t) (the paper); T > 0 samples x_t ~ softmax(lm_head(z_t)/T).
-        extraction: how answers are read for grading and PSRM: ``paper`` (the original's rules: for numeric data
-            the first boxed number, else "Answer:", else the first "= number", else the last number) or
-            ``strict`` (only ``\\boxed{}``, the JSON "final answer" key or "the answer is"; see `grading`).
+        extraction: how answers are read for grading and PSRM: ``paper`` (the original's `extract_answer` for the
+            dataset, prompt and model name, on the text with its EOS) or ``strict`` (only ``\\boxed{}``, the JSON
+            "final answer" key or "the answer is"; see `grading`).
+        grading: how an extracted answer is judged, for records and PSRM: ``paper`` (the original's `judge_answer`:
+            GSM8K/AIME exact strings, MATH-500 math-verify or Qwen's grader or string rules) or ``numeric``
+            (our fix: numbers compared as numbers, symbolic answers with math-verify; see `grading`).
         answer_selection: ``last`` (the paper's rule: the last decoded answer) or ``best`` (highest reward).
         reuse: reuse the continuation and reward of decoded tokens seen before in the same problem.
         verifier_max_new_tokens: cap on each self-reward verifier generation (rows stop at their verdict).
         verifier_sampling: ``greedy`` (deterministic) or ``model`` (the checkpoint's generation config, as
             the original; seeded by --seed).
-        format_rule: self-reward only: an answer not in the prompt's format (``\\boxed{}``, or the JSON
-            "final answer" key) costs 2 more (out of 8 instead of 6).
+        format_rule: self-reward only, as the original's ``--rule_format_string boxed``: an answer without
+            ``\\boxed{...}`` (whatever the prompt) costs 2 more out of the same 6, so R reaches -8/6.
+        verdict_parse: self-reward only: ``response`` (our fix: the verifier's response, the first marker followed
+            by True/False) or ``paper`` (the original's: decoded prompt + response, after the last marker,
+            "true" anywhere; rows run to EOS).
         n_samples: N for Best-of-N and self-consistency.
         sample_temperature: sampling temperature of Best-of-N and self-consistency.
         draft_tokens: speed only: greedy generation checks up to this many tokens copied from the row's own
@@ -67,11 +74,13 @@ class SeekConfig:
     samples_per_step: int = 1
     temperature: float = 0.0
     extraction: str = "paper"
+    grading: Literal["paper", "numeric"] = "paper"
     answer_selection: str = "last"
     reuse: bool = True
     verifier_max_new_tokens: int = 4096
     verifier_sampling: str = "greedy"
     format_rule: bool = False
+    verdict_parse: Literal["response", "paper"] = "response"
     n_samples: int = 4
     sample_temperature: float = 0.7
     draft_tokens: int = 4
@@ -88,6 +97,9 @@ class SeekConfig:
             (-1.0 <= self.tau <= 0.0, f"--model.tau {self.tau}: rewards lie in [-1, 0]"),
             (self.max_new_tokens >= 1, f"--model.max_new_tokens {self.max_new_tokens}: must be >= 1"),
             (self.extraction in ("paper", "strict"), f"--model.extraction {self.extraction!r}: choose paper or strict"),
+            (self.grading in ("paper", "numeric"), f"--model.grading {self.grading!r}: choose paper or numeric"),
+            (self.verdict_parse in ("response", "paper"),
+             f"--model.verdict_parse {self.verdict_parse!r}: choose response or paper"),
             (self.answer_selection in ("last", "best"), f"--model.answer_selection {self.answer_selection!r}: choose last or best"),
             (self.samples_per_step >= 1, f"--model.samples_per_step {self.samples_per_step}: must be >= 1"),
             (self.temperature >= 0, f"--model.temperature {self.temperature}: must be >= 0"),

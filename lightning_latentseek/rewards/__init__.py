@@ -19,15 +19,16 @@ class RewardError(UserError, ValueError):
 
 
 def build_reward(spec: str, *, engine=None, prompt: str = "boxed", args: dict | None = None,
-                 extraction: str = "paper", **self_reward) -> Reward:
+                 grader=None, **self_reward) -> Reward:
     """Instantiate the reward named by `--model.reward` with `--model.reward_args`.
 
-    ``self_reward`` holds the self-reward's settings from `--model.*` (prompt set, verifier cap,
-    sampling, seed, format rule); `--model.reward_args` entries take precedence over them.
+    ``grader`` (`grading.Grader`) is how PSRM grades, the run's grading; ``self_reward`` holds the
+    self-reward's settings from `--model.*` (prompt set, verifier cap, sampling, seed, format rule, verdict
+    parse); `--model.reward_args` entries take precedence over them.
     """
     args = dict(args or {})
     if spec == "psrm":
-        return PerfectSparseReward(prompt=prompt, extraction=extraction, **args)
+        return PerfectSparseReward(grader=grader, prompt=prompt, **args)
     if spec == "constant":
         return ConstantReward(**args)
     if spec == "self":
