@@ -26,7 +26,8 @@ class SeekConfig:
         prompt: solver prompt: ``boxed`` (prompt 0) or ``json`` (prompt 1).
         prompt_set: ``paper`` (the original's prompts, exactly) or ``compact`` (our faster verifier layout:
             the solver's conversation + a short check turn, reusing the solver's KV cache).
-        rho: fraction of the CoT's T latents that are optimised: N = min(int(rho*T), max_latents).
+        rho: fraction of the CoT's T latents that are optimised: N = min(int(rho*T), max_latents). 0.2: the paper's
+            and the original's example script (its main.py defaults to 0.1).
         max_latents: cap on N.
         start_fraction: optimise the latents starting at int(start_fraction*T) (middle-stage ablation).
         lr: learning rate of the latents' optimizer.
@@ -46,7 +47,7 @@ class SeekConfig:
         reuse: reuse the continuation and reward of decoded tokens seen before in the same problem.
         verifier_max_new_tokens: cap on each self-reward verifier generation (rows stop at their verdict).
         verifier_sampling: ``greedy`` (deterministic) or ``model`` (the checkpoint's generation config, as
-            the original; seeded by --seed).
+            the original: a fresh sample on every judgement, seeded by --seed, the problem and the judgement).
         format_rule: self-reward only, as the original's ``--rule_format_string boxed``: an answer without
             ``\\boxed{...}`` (whatever the prompt) costs 2 more out of the same 6, so R reaches -8/6.
         verdict_parse: self-reward only: ``response`` (our fix: the verifier's response, the first marker followed
@@ -97,9 +98,6 @@ class SeekConfig:
             (-1.0 <= self.tau <= 0.0, f"--model.tau {self.tau}: rewards lie in [-1, 0]"),
             (self.max_new_tokens >= 1, f"--model.max_new_tokens {self.max_new_tokens}: must be >= 1"),
             (self.extraction in ("paper", "strict"), f"--model.extraction {self.extraction!r}: choose paper or strict"),
-            (self.grading in ("paper", "numeric"), f"--model.grading {self.grading!r}: choose paper or numeric"),
-            (self.verdict_parse in ("response", "paper"),
-             f"--model.verdict_parse {self.verdict_parse!r}: choose response or paper"),
             (self.answer_selection in ("last", "best"), f"--model.answer_selection {self.answer_selection!r}: choose last or best"),
             (self.samples_per_step >= 1, f"--model.samples_per_step {self.samples_per_step}: must be >= 1"),
             (self.temperature >= 0, f"--model.temperature {self.temperature}: must be >= 0"),
