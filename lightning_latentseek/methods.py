@@ -149,8 +149,7 @@ def _latentseek_outcome(method: str, search: ProblemSearch, n: int, stop_reason:
 
 def _sample_entry(search: ProblemSearch, sample: Sample) -> dict:
     return {"text": sample.text, "eos": sample.eos, "reward": sample.reward.value, "reused": sample.reused,
-            "tokens": len(sample.tokens),
-            "hit_cap": sample.hit_cap, "latent_text": search.llm.decode(sample.window),
+            "tokens": len(sample.tokens), "hit_cap": sample.hit_cap, "latent_text": search.llm.decode(sample.window),
             "reward_details": sample.reward.details}
 
 
