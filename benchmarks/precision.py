@@ -69,7 +69,7 @@ def main(argv=None) -> None:
 
     from lightning_latentseek.arith import arith_problems
     from lightning_latentseek.engine import load_llm
-    from lightning_latentseek.grading import extract_answer, grade
+    from lightning_latentseek.grading import Grader
     from lightning_latentseek.report_stats import wilson_interval
 
     problems = arith_problems(args.arith_steps, 500, 0, 0, args.problems)
@@ -80,8 +80,9 @@ def main(argv=None) -> None:
     tokens, seconds, correct = {}, {}, {}
     for name in ("fp32", "bf16"):
         tokens[name], seconds[name], texts = cots(models[name], problems, args)
-        correct[name] = [grade(extract_answer(text, "boxed", True, "paper"), p.answer, True)  # as records grade
-                         for text, p in zip(texts, problems)]
+        grader = Grader("boxed", extraction="paper", grading="numeric", model=args.llm)
+        correct[name] = [grader.judge(text, "arith", p.answer, models[name].eos_text(ids))[1]
+                         for text, ids, p in zip(texts, tokens[name], problems)]
     print(f"\n  {'dtype':>5} {'seconds':>8} {'tokens':>7} {'tokens/s':>9} {'accuracy':>9}  95% CI")
     rate = {}
     for name in ("fp32", "bf16"):

@@ -292,7 +292,7 @@ def reference_reward(llm, reward_name: str, prompt: str, verifier_max_new_tokens
     from lightning_latentseek.rewards import PerfectSparseReward
 
     if reward_name == "psrm":
-        psrm = PerfectSparseReward(prompt)
+        psrm = PerfectSparseReward(prompt=prompt)
         return lambda problem, text: (psrm(problem, text).value, {})
     if reward_name == "self":
         return ReferenceSelfReward(llm, verifier_max_new_tokens)

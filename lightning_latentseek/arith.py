@@ -32,7 +32,8 @@ from typing import Callable
 LEVELS = (1, 2, 3)
 # Small numbers on purpose: the task is the reasoning, not the arithmetic. Calibration, seed 0, greedy boxed
 # CoT of the embedded SmolLM2-135M-Instruct (Q4_1), 128 new tokens, 100 problems, graded with the original's
-# answer extraction (the default): 1 step 38%; with strict extraction (\boxed{} only) 6.7%, 2 steps 1%, 3 steps 0%.
+# answer extraction and grading (the defaults; numeric grading gives the same): 1 step 38%; with strict extraction
+# (\boxed{} only) 7%; 2 steps 1%, 3 steps 0%.
 MAX_VALUE = 100  # every intermediate and final count is below this
 START_RANGE = (2, 20)  # first count of a plain setup ("Maya has 14 stickers.")
 ADD_RANGE = (2, 9)  # added / removed amounts

@@ -22,6 +22,8 @@ Prompt = Literal["boxed", "json"]
 PromptSet = Literal["paper", "compact"]
 Optimizer = Literal["adam", "sgd"]
 Extraction = Literal["paper", "strict"]
+Grading = Literal["paper", "numeric"]
+VerdictParse = Literal["response", "paper"]
 AnswerSelection = Literal["last", "best"]
 VerifierSampling = Literal["greedy", "model"]
 DatasetName = Literal["gsm8k", "math500", "aime2024", "jsonl", "arith"]
@@ -75,7 +77,8 @@ class SeekConfig:
         prompt: solver prompt: ``boxed`` (prompt 0) or ``json`` (prompt 1).
         prompt_set: ``paper`` (the original's prompts, exactly) or ``compact`` (our faster verifier layout:
             the solver's conversation + a short check turn, reusing the solver's KV cache).
-        rho: fraction of the CoT's T latents that are optimised: N = min(int(rho*T), max_latents).
+        rho: fraction of the CoT's T latents that are optimised: N = min(int(rho*T), max_latents). 0.2: the paper's
+            and the original's example script (its main.py defaults to 0.1).
         max_latents: cap on N.
         start_fraction: optimise the latents starting at int(start_fraction*T) (middle-stage ablation).
         lr: learning rate of the latents' optimizer.
@@ -85,16 +88,22 @@ class SeekConfig:
             the decoded latent tokens.
         samples_per_step: M, decodings of the latent window per iteration (1: the paper).
         temperature: 0 decodes x_t = argmax lm_head(z_t) (the paper); T > 0 samples x_t ~ softmax(lm_head(z_t)/T).
-        extraction: how answers are read for grading and PSRM: ``paper`` (the original's rules: for numeric data
-            the first boxed number, else "Answer:", else the first "= number", else the last number) or
-            ``strict`` (only ``\\boxed{}``, the JSON "final answer" key or "the answer is"; see `grading`).
+        extraction: how answers are read for grading and PSRM: ``paper`` (the original's `extract_answer` for the
+            dataset, prompt and model name, on the text with its EOS) or ``strict`` (only ``\\boxed{}``, the JSON
+            "final answer" key or "the answer is"; see `grading`).
+        grading: how an extracted answer is judged, for records and PSRM: ``paper`` (the original's `judge_answer`:
+            GSM8K/AIME exact strings, MATH-500 math-verify or Qwen's grader or string rules) or ``numeric``
+            (our fix: numbers compared as numbers, symbolic answers with math-verify; see `grading`).
         answer_selection: ``last`` (the paper's rule: the last decoded answer) or ``best`` (highest reward).
         reuse: reuse the continuation and reward of decoded tokens seen before in the same problem.
         verifier_max_new_tokens: cap on each self-reward verifier generation (rows stop at their verdict).
         verifier_sampling: ``greedy`` (deterministic) or ``model`` (the checkpoint's generation config, as
-            the original; seeded by --seed).
-        format_rule: self-reward only: an answer not in the prompt's format (``\\boxed{}``, or the JSON
-            "final answer" key) costs 2 more (out of 8 instead of 6).
+            the original: a fresh sample on every judgement, seeded by --seed, the problem and the judgement).
+        format_rule: self-reward only, as the original's ``--rule_format_string boxed``: an answer without
+            ``\\boxed{...}`` (whatever the prompt) costs 2 more out of the same 6, so R reaches -8/6.
+        verdict_parse: self-reward only: ``response`` (our fix: the verifier's response, the first marker followed
+            by True/False) or ``paper`` (the original's: decoded prompt + response, after the last marker,
+            "true" anywhere; rows run to EOS).
         n_samples: N for Best-of-N and self-consistency.
         sample_temperature: sampling temperature of Best-of-N and self-consistency.
         draft_tokens: speed only: greedy generation checks up to this many tokens copied from the row's own
@@ -117,11 +126,13 @@ class SeekConfig:
     samples_per_step: PositiveInt = 1
     temperature: NonNegative = 0.0
     extraction: Extraction = "paper"
+    grading: Grading = "paper"
     answer_selection: AnswerSelection = "last"
     reuse: bool = True
     verifier_max_new_tokens: PositiveInt = 4096
     verifier_sampling: VerifierSampling = "greedy"
     format_rule: bool = False
+    verdict_parse: VerdictParse = "response"
     n_samples: PositiveInt = 4
     sample_temperature: Positive = 0.7
     draft_tokens: NonNegativeInt = 4
@@ -232,15 +243,16 @@ USED_ONLY = (
              "it applies to --method latentseek (the random control's steps are Gaussian noise)"),
     UsedOnly(("model.n_samples", "model.sample_temperature"), "method", SAMPLED, "it applies to --method bon or sc"),
     UsedOnly(("model.reward", "model.reward_args", "model.verifier_max_new_tokens", "model.verifier_sampling",
-              "model.format_rule"), "method", REWARDED,
+              "model.format_rule", "model.verdict_parse"), "method", REWARDED,
              "--method cot and sc use no reward; it applies to --method latentseek, random or bon"),
-    UsedOnly(("model.verifier_max_new_tokens", "model.verifier_sampling", "model.format_rule"), "model.reward",
+    UsedOnly(("model.verifier_max_new_tokens", "model.verifier_sampling", "model.format_rule", "model.verdict_parse"),
+             "model.reward",
              ("self",), "it applies to --model.reward self (the model judges its own answers)"),
     UsedOnly(("seed_everything",), "seed_everything", (False,),
              "each problem is seeded from --seed and its id: pass --seed N"),
 )
 ALWAYS_USED = ("model.llm", "model.prompt", "model.prompt_set", "model.max_new_tokens", "model.extraction",
-               "model.draft_tokens", "data.name", "data.start", "data.limit", "data.batch_size")
+               "model.grading", "model.draft_tokens", "data.name", "data.start", "data.limit", "data.batch_size")
 HUB_ONLY = "data.split"  # with --data.path FILE the split is ignored too (it chooses a hub dataset's split)
 LOCAL_SUFFIXES = (".jsonl", ".json", ".parquet")
 

@@ -1,34 +1,45 @@
-"""Answer extraction from model output and grading against ground truth.
+"""Answer extraction and grading: what an answer text says, and whether it is right.
 
-Extraction has two modes (``--model.extraction``). ``paper`` (the default) reads numeric answers as the
-original code does (`extract_number_paper`: the first ``\\boxed{number}``, else "Answer: number", else the
-first "= number", else "is number dollars", else a number ending the last line, else the last number;
-the JSON prompt's "final answer" value first): what the paper's accuracies and its PSRM were measured
-with. ``strict`` (and symbolic data in both modes) reads ``\\boxed{...}``, the JSON ``"final answer"``
-key, or a plain ``"The answer is X"``, and nothing else.
+A `Grader` holds the four choices that decide it: the solver prompt (``boxed``/``json``), the model name
+(the original branches on it), ``--model.extraction`` and ``--model.grading``. Records and PSRM grade
+through it (`Grader.judge`), and so does the regrade command (``python -m lightning_latentseek.grading``,
+`regrade.py`).
 
-Grading has two modes. Numeric data (GSM8K, AIME, arith, and JSONL rows whose ground truth is a
-plain number; `numeric_dataset`) asks for a number, as the paper's prompt does ("pure numbers,
-not the calculation formulas"): the answer must itself be a plain number (`normalize_number`:
-currency, percent, separators, unit words and a trailing period are fine) equal to the truth;
-an expression is wrong even when it evaluates to the truth ("10-3", "5*4", "2+2=4", "x = 7",
-"\\frac{14}{2}" for 7). Symbolic data (MATH-500) compares plain numbers numerically and
-everything else with ``math_verify`` (``\\dfrac{1}{2}`` == ``0.5``), with a normalised string
-comparison as a cheap sufficient check.
+Extraction (``--model.extraction``):
+
+* ``paper`` (default): the original code's `extract_answer` for the dataset, prompt and model name
+  (`paper_grading.extract`), reading the text as the original's decode writes it: with the EOS text
+  (``<|im_end|>``) when the generation ended there.
+* ``strict``: ``\\boxed{...}``, the JSON ``"final answer"`` key, or a plain "The answer is X", and
+  nothing else (`extract_answer`), on the text without the EOS.
+
+Grading (``--model.grading``):
+
+* ``paper`` (default): the original's `judge_answer`, faults included: GSM8K and AIME compare strings
+  exactly, MATH-500 accepts what any of math-verify, Qwen's `math_equal`, string equality and Hendrycks'
+  `is_equiv` accepts; an answer from which nothing was extracted is wrong (`paper_grading`).
+* ``numeric``: our fix (`grade`). Numeric data (GSM8K, AIME, arith, and JSONL rows whose ground truth
+  is a plain number; `numeric_dataset`) asks for a number, as the paper's prompt does ("pure numbers,
+  not the calculation formulas"): the answer must itself be a plain number (`normalize_number`:
+  currency, percent, separators, unit words and a trailing period are fine) equal to the truth; an
+  expression is wrong even when it evaluates to the truth ("10-3", "5*4", "\\frac{14}{2}" for 7).
+  Symbolic data (MATH-500) compares plain numbers numerically and everything else with math-verify,
+  with a normalised string comparison as a cheap sufficient check.
+
+The original has three datasets; ours map onto them (`paper_dataset`): ``arith`` and JSONL data with a
+plain-number ground truth are graded as GSM8K, other JSONL data as MATH-500. Symbolic checks run in
+worker processes bounded in time (`symbolic.py`).
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import math
 import re
-import threading
+import sys
+from dataclasses import dataclass
 
-from math_verify import parse, verify
-
-# math_verify warns on every call made without a timeout (worker threads): keep the output clean.
-logging.getLogger("math_verify").setLevel(logging.ERROR)
+from lightning_latentseek import paper_grading, symbolic
 
 _BOX_RE = re.compile(r"\\(?:boxed|fbox)\b")
 _JSON_KEY_RE = re.compile(r"""["']?final[ _]answer["']?\s*:\s*""", re.IGNORECASE)
@@ -150,73 +161,16 @@ def extract_json_answer(text: str) -> str | None:
 
 
 EXTRACTIONS = ("paper", "strict")
-# The original's number extraction for GSM8K and AIME: bigai-nlco/LatentSeek
-# src/extract_judge_answer/utils.py, `_extract_answer` and `extract_answer` (MIT licence).
-_PAPER_NUMBER = r"([$€£¥]?\s*-?\s*[\d,]+(?:\.\d+)?)"
-_PAPER_RULES = (
-    re.compile(r"\\boxed\{\s*" + _PAPER_NUMBER + r"\s*\}", re.IGNORECASE),
-    re.compile(r"Answer:\s*" + _PAPER_NUMBER, re.IGNORECASE),
-    re.compile(r"=\s*" + _PAPER_NUMBER),
-    re.compile(r"is\s*" + _PAPER_NUMBER + r"\s*(?:dollars|euros|pounds|yen)", re.IGNORECASE),
-)
-_PAPER_LINE_END = re.compile(_PAPER_NUMBER + r"\s*$")
-_PAPER_ANY = re.compile(_PAPER_NUMBER)
-_PAPER_JSON_KEY = re.compile(r'(?:final answer|my answer)"?:?\s*(.*?)(?:[}<]|\Z)', re.IGNORECASE | re.MULTILINE | re.DOTALL)
+GRADINGS = ("paper", "numeric")
 
 
-def _clean_number(text: str) -> str:
-    return re.sub(r"\s", "", re.sub(r",", "", re.sub(r"[$€£¥]", "", text)))
+def extract_answer(text: str, prompt: str) -> str | None:
+    """The ``strict`` extraction: the final answer of model output written for a ``prompt`` style.
 
-
-def extract_number_paper(text: str | None) -> str | None:
-    """The original's `_extract_answer`: the first ``\\boxed{number}``, else "Answer: number", else the first
-    "= number", else "is <number> dollars", else a number ending the last non-empty line, else the last
-    number anywhere; currency signs, commas and spaces removed. None without any number."""
-    if text is None:
-        return None
-    text = text.strip()
-    for rule in _PAPER_RULES:
-        found = rule.search(text)
-        if found:
-            return _clean_number(found.group(1))
-    for line in reversed(text.split("\n")):
-        if line.strip():
-            found = _PAPER_LINE_END.search(line.strip())
-            if found:
-                return _clean_number(found.group(1))
-    numbers = _PAPER_ANY.findall(text)
-    return _clean_number(numbers[-1]) if numbers else None
-
-
-def _extract_paper_numeric(text: str, prompt: str) -> str | None:
-    """The original's `extract_answer` for GSM8K/AIME: prompt 0 (boxed) reads the text, prompt 1 (json)
-    the "final answer" value of the parsed JSON, else what follows "final answer"/"my answer" up to ``}``,
-    ``<`` (the original's texts end with its EOS token ``<|im_end|>``; ours, without it, at the end)."""
-    if prompt == "json":
-        try:
-            parsed = json.loads(text.strip("` \n"))
-        except json.JSONDecodeError:
-            found = _PAPER_JSON_KEY.search(text)
-            return extract_number_paper(found.group(1) if found else text)
-        if isinstance(parsed, dict):
-            return extract_number_paper(str(parsed.get("final answer", "")))
-    return extract_number_paper(text)
-
-
-def extract_answer(text: str, prompt: str, numeric: bool = False, extraction: str = "strict") -> str | None:
-    """Extract the final answer from model output written for a ``prompt`` style.
-
-    ``numeric`` data with ``extraction="paper"``: the original's rules (`_extract_paper_numeric`). Otherwise:
     ``prompt`` ``"boxed"`` tries ``\\boxed``, ``"json"`` the JSON answer, then ``\\boxed``; if neither is
     found, the text after the last "answer is" / "Answer:" up to the end of its line is used (without a
     trailing period). None otherwise.
     """
-    if extraction not in EXTRACTIONS:
-        raise ValueError(f"unknown extraction {extraction!r}; expected one of {', '.join(EXTRACTIONS)}")
-    if numeric and extraction == "paper":
-        if prompt not in ("boxed", "json"):
-            raise ValueError(f"unknown prompt style {prompt!r}; expected 'boxed' or 'json'")
-        return _extract_paper_numeric(text, prompt)
     if prompt == "boxed":
         answer = extract_boxed(text)
     elif prompt == "json":
@@ -258,21 +212,15 @@ def _normalize_text(s: str) -> str:
     return re.sub(r"\s+", "", s).rstrip(".")
 
 
-def _math_verify(pred: str, truth: str) -> bool:
-    """Symbolic equivalence via math_verify, time-bounded where that is possible.
-
-    math_verify's timeouts use ``signal.alarm``, which only works on the main thread: there a
-    pathological answer is cut off after a few seconds; in worker threads they are disabled.
-    """
-    timeout = 5 if threading.current_thread() is threading.main_thread() else None
+def math_verify_equal(pred: str, truth: str) -> bool:
+    """Symbolic equivalence via math-verify (``$``-wrapped when the text has none). Run by the symbolic
+    checks' worker (`symbolic.py`), on its main thread, where math-verify's 5-second timeouts work."""
+    from math_verify import parse, verify
 
     def parsed(s: str):
-        return parse(s if "$" in s else f"${s}$", parsing_timeout=timeout)
+        return parse(s if "$" in s else f"${s}$", parsing_timeout=5)
 
-    try:
-        return verify(parsed(truth), parsed(pred), timeout_seconds=timeout)
-    except Exception:  # math_verify/sympy can raise on odd input (or time out): treat as not equal
-        return False
+    return verify(parsed(truth), parsed(pred), timeout_seconds=5)
 
 
 NUMERIC_DATASETS = ("gsm8k", "aime2024", "arith")
@@ -317,4 +265,73 @@ def grade(pred: str | None, truth: str, numeric: bool | None = None) -> bool:
         return math.isclose(pred_number, truth_number, rel_tol=1e-6)
     if numeric:
         return False  # an expression (or a non-number truth) never matches numerically
-    return _normalize_text(pred) == _normalize_text(truth) or _math_verify(pred, truth)
+    return _normalize_text(pred) == _normalize_text(truth) or symbolic.check("math_verify", pred, truth)
+
+
+# ------------------------------------------------------------------------------------------ the grader
+def paper_dataset(name: str, truth: str | None = None) -> str:
+    """The original's dataset whose extraction and judgement grade dataset `name`: gsm8k, math500 and
+    aime2024 their own; arith as gsm8k; jsonl as gsm8k when its ground truth is a plain number, else math500."""
+    if name in paper_grading.ORIGINAL_DATASETS:
+        return name
+    return "gsm8k" if numeric_dataset(name, truth) else "math500"
+
+
+def _choose(option: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"{option} {value!r}: choose one of {', '.join(choices)}")
+
+
+@dataclass(frozen=True)
+class Grader:
+    """How answers are read and judged: the solver prompt, the model name, the extraction and the grading.
+
+    `model` is the model name or path (``--model.llm``): the original's extraction has a branch for
+    Qwen2.5-1.5B-Instruct on GSM8K (any name holding ``qwen2.5-1.5b-instruct``, case-insensitive).
+    """
+
+    prompt: str = "boxed"
+    extraction: str = "paper"
+    grading: str = "paper"
+    model: str = paper_grading.DEFAULT_MODEL
+
+    def __post_init__(self) -> None:
+        _choose("--model.prompt", self.prompt, ("boxed", "json"))
+        _choose("--model.extraction", self.extraction, EXTRACTIONS)
+        _choose("--model.grading", self.grading, GRADINGS)
+
+    def extract(self, text: str, dataset: str, truth: str | None = None, eos: str = "") -> str | None:
+        """The answer read from `text`; `eos` is the text of the token that ended the generation ("" when
+        the cap cut it), which the original's decode keeps and its extraction reads (``paper`` only)."""
+        if self.extraction == "strict":
+            return extract_answer(text, self.prompt)
+        return paper_grading.extract(text + eos, paper_dataset(dataset, truth), self.prompt, self.model)
+
+    def judge(self, text: str | None, dataset: str, truth: str, eos: str = "") -> tuple[str | None, bool | None]:
+        """(the extracted answer, whether it is right) for an answer `text` to a problem of `dataset` with
+        ground truth `truth`; (None, None) for no text."""
+        if text is None:
+            return None, None
+        pred = self.extract(text, dataset, truth, eos)
+        if self.grading == "numeric":
+            return pred, grade(pred, truth, numeric_dataset(dataset, truth))
+        if pred is None:  # main.py:201-211: an answer without an extraction is not judged
+            return pred, False
+        original = paper_dataset(dataset, truth)
+        if self.extraction == "paper":  # utils.py:47,51,77: judge_answer extracts again, without the model name
+            pred_judged = paper_grading.extract(text + eos, original, self.prompt)
+        else:
+            pred_judged = pred
+        if original != "math500":
+            return pred, paper_grading.exact_equal(pred_judged, truth)
+        if pred_judged is None:
+            return pred, False
+        correct = (paper_grading.math_string_checks(pred_judged, truth)
+                   or symbolic.check("paper", pred_judged, truth))
+        return pred, correct
+
+
+if __name__ == "__main__":
+    from lightning_latentseek.regrade import main
+
+    sys.exit(main())

@@ -16,12 +16,12 @@ import torch
 
 from lightning_latentseek.config import DEFAULT_MAX_STEPS, SeekConfig, clears_tau
 from lightning_latentseek.engine import GenerationEngine, Row, TemperatureSampler
-from lightning_latentseek.grading import extract_answer, normalize_number, numeric_dataset
+from lightning_latentseek.grading import Grader, normalize_number
 from lightning_latentseek.latents import latent_window
 from lightning_latentseek.module import LatentFault, LatentSeekModule
 from lightning_latentseek.problems import Problem
 from lightning_latentseek.prompts import solver_messages
-from lightning_latentseek.rewards import Reward, RewardResult, judge_many
+from lightning_latentseek.rewards import Reward, judge_many
 from lightning_latentseek.search import Iterate, ProblemSearch, Sample
 from lightning_latentseek.seeds import stable_seed
 
@@ -41,6 +41,11 @@ class SolveContext:
     @property
     def llm(self):
         return self.engine.lm
+
+    @property
+    def grader(self) -> Grader:
+        """How answers are read (self-consistency's votes): the run's prompt, extraction, grading and model."""
+        return Grader(self.cfg.prompt, self.cfg.extraction, self.cfg.grading, self.cfg.llm)
 
 
 @dataclass
@@ -64,6 +69,8 @@ class Outcome:
     reward_calls: int = 0  # answers judged, repeats included (the budget the methods are compared on)
     best_text: str | None = None
     best_reward: float | None = None
+    eos: str = ""  # the text of the stop token that ended `text` ("" when the cap cut it), which the original reads
+    cot_eos: str = ""
 
 
 def solver_prompt_ids(ctx: SolveContext, problem: Problem) -> list[int]:
@@ -122,24 +129,24 @@ def _latentseek_outcome(method: str, search: ProblemSearch, n: int, stop_reason:
     chosen = search.best() if cfg.answer_selection == "best" else search.current.best
     best = search.best()
     samples = [s for it in search.history for s in it.samples]
-    judged = {s.text: s.reward for s in samples}  # each distinct answer was judged once
+    cot_sample = search.history[0].samples[0]
     return Outcome(
-        method=method, text=chosen.text, tokens=len(chosen.tokens),
-        cot_text=search.history[0].samples[0].text, cot_tokens=len(search.history[0].samples[0].tokens),
+        method=method, text=chosen.text, tokens=len(chosen.tokens), eos=chosen.eos,
+        cot_text=cot_sample.text, cot_tokens=len(cot_sample.tokens), cot_eos=cot_sample.eos,
         iterations=len(search.history) - 1, n_latents=n,
         rewards=[it.best.reward.value for it in search.history],
         trajectory=[_iterate_entry(search, it, cfg.samples_per_step > 1) for it in search.history],
         stop_reason=stop_reason, hit_cap=chosen.hit_cap,
         solver_tokens=search.solver_tokens,
-        verifier_tokens=sum(r.verifier_tokens for r in judged.values()),
+        verifier_tokens=search.verifier_tokens,
         reward_calls=len(samples),
         best_text=best.text, best_reward=best.reward.value,
     )
 
 
 def _sample_entry(search: ProblemSearch, sample: Sample) -> dict:
-    return {"text": sample.text, "reward": sample.reward.value, "reused": sample.reused, "tokens": len(sample.tokens),
-            "hit_cap": sample.hit_cap, "latent_text": search.llm.decode(sample.window),
+    return {"text": sample.text, "eos": sample.eos, "reward": sample.reward.value, "reused": sample.reused,
+            "tokens": len(sample.tokens), "hit_cap": sample.hit_cap, "latent_text": search.llm.decode(sample.window),
             "reward_details": sample.reward.details}
 
 
@@ -156,8 +163,8 @@ def cot(problem: Problem, ctx: SolveContext) -> Outcome:
     """Greedy chain of thought (no reward, no optimisation): the same tokens as LatentSeek's CoT."""
     generation = ctx.engine.generate([Row(solver_prompt_ids(ctx, problem), ctx.cfg.max_new_tokens,
                                           ctx.llm.cot_stop_ids)])[0]
-    text = ctx.llm.decode(generation.tokens)
-    return Outcome(method="cot", text=text, tokens=len(generation.tokens), cot_text=text,
+    text, eos = ctx.llm.decode(generation.tokens), ctx.llm.eos_text(generation.tokens)
+    return Outcome(method="cot", text=text, tokens=len(generation.tokens), cot_text=text, eos=eos, cot_eos=eos,
                    cot_tokens=len(generation.tokens), hit_cap=generation.hit_cap,
                    solver_tokens=len(generation.tokens), stop_reason="done")
 
@@ -198,15 +205,21 @@ def best_of_n(problem: Problem, ctx: SolveContext) -> Outcome:
     """Best-of-N: N sampled answers, the one with the highest reward is returned (with PSRM: pass@N)."""
     samples = _samples(problem, ctx)
     texts = [ctx.llm.decode(s) for s in samples]
-    distinct = list(dict.fromkeys(texts))  # identical sample texts are judged once
-    judged: dict[str, RewardResult] = dict(zip(distinct, judge_many(ctx.reward, problem, distinct)))
-    results = [judged[t] for t in texts]
+    eos = [ctx.llm.eos_text(s) for s in samples]
+    answers = list(zip(texts, eos))
+    if getattr(ctx.reward, "deterministic", True):
+        distinct = list(dict.fromkeys(answers))  # identical samples are judged once
+        index = [distinct.index(a) for a in answers]
+    else:
+        distinct, index = answers, list(range(len(answers)))  # a sampling verifier judges each one afresh
+    judged = judge_many(ctx.reward, problem, [t for t, _ in distinct], eos=[e for _, e in distinct])
+    results = [judged[i] for i in index]
     pick = best_of_n_choice([r.value for r in results])
     return Outcome(
-        method="bon", text=texts[pick], tokens=len(samples[pick]), rewards=[r.value for r in results],
-        samples=[{"text": t, "reward": r.value, "tokens": len(s), "reward_details": r.details}
-                 for t, r, s in zip(texts, results, samples)],
-        solver_tokens=sum(len(s) for s in samples), verifier_tokens=sum(r.verifier_tokens for r in judged.values()),
+        method="bon", text=texts[pick], tokens=len(samples[pick]), rewards=[r.value for r in results], eos=eos[pick],
+        samples=[{"text": t, "eos": e, "reward": r.value, "tokens": len(s), "reward_details": r.details}
+                 for t, e, r, s in zip(texts, eos, results, samples)],
+        solver_tokens=sum(len(s) for s in samples), verifier_tokens=sum(r.verifier_tokens for r in judged),
         reward_calls=len(samples), best_text=texts[pick], best_reward=results[pick].value, stop_reason="done",
     )
 
@@ -215,12 +228,13 @@ def self_consistency(problem: Problem, ctx: SolveContext) -> Outcome:
     """Self-consistency: N sampled answers, majority vote of the extracted answers."""
     samples = _samples(problem, ctx)
     texts = [ctx.llm.decode(s) for s in samples]
-    numeric = numeric_dataset(problem.dataset, problem.answer)
-    preds = [extract_answer(t, ctx.cfg.prompt, numeric, ctx.cfg.extraction) for t in texts]
+    eos = [ctx.llm.eos_text(s) for s in samples]
+    grader = ctx.grader
+    preds = [grader.extract(t, problem.dataset, problem.answer, e) for t, e in zip(texts, eos)]
     pick = majority_vote(preds)
     return Outcome(
-        method="sc", text=texts[pick], tokens=len(samples[pick]),
-        samples=[{"text": t, "pred": p, "tokens": len(s)} for t, p, s in zip(texts, preds, samples)],
+        method="sc", text=texts[pick], tokens=len(samples[pick]), eos=eos[pick],
+        samples=[{"text": t, "eos": e, "pred": p, "tokens": len(s)} for t, e, p, s in zip(texts, eos, preds, samples)],
         solver_tokens=sum(len(s) for s in samples), stop_reason="done",
     )
 

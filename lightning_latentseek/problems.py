@@ -195,10 +195,10 @@ def _quiet_hub_retries():
 
 
 def _gsm8k_answer(answer: str) -> str:
-    """The text after the last ``####`` without thousands commas, else the whole answer."""
+    """The text after the last ``####`` (commas kept: the original's label, utils.py:18-20), else the whole answer."""
     if "####" not in answer:
         return answer.strip()
-    return answer.rsplit("####", 1)[1].strip().replace(",", "")
+    return answer.rsplit("####", 1)[1].strip()
 
 
 def _ground_truth(name: str, answer: object, where: str, answer_field: str) -> str:
@@ -206,7 +206,7 @@ def _ground_truth(name: str, answer: object, where: str, answer_field: str) -> s
     if answer is None or isinstance(answer, (bool, list, dict)):
         raise ProblemDataError(f"{where}: field {answer_field!r} must be a string or number, got {answer!r}")
     text = str(answer)
-    if name == "aime2024":  # zero-padded labels: "025" -> "25"; 25.0 -> "25"
+    if name == "aime2024":  # the hub's Answer column is int64 (what the original compares): "025" -> "25", 25.0 -> "25"
         match = _INTEGER_RE.fullmatch(text)
         if match is None:
             raise ProblemDataError(f"{where}: field {answer_field!r} is not an integer ({answer!r})")

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Iterable
 
-from lightning_latentseek.grading import extract_answer, grade, numeric_dataset
+from lightning_latentseek.grading import Grader
 from lightning_latentseek.methods import Outcome
 from lightning_latentseek.problems import Problem
 
@@ -19,27 +19,25 @@ RUN_CONFIG = "run_config.json"
 
 
 # ------------------------------------------------------------------------------------------ records
-def build_record(problem: Problem, outcome: Outcome, prompt: str, seconds: float, config_hash: str,
-                 reward: str | None = None, extraction: str = "paper") -> dict:
-    """Outcome -> graded result record (one JSONL line). Every decoded answer is graded (trajectory
-    entries, their samples, baseline samples), so a report can tell how often the reward was right."""
+def build_record(problem: Problem, outcome: Outcome, grader: Grader, seconds: float, config_hash: str,
+                 reward: str | None = None) -> dict:
+    """Outcome -> graded result record (one JSONL line). Every decoded answer is graded by `grader` (trajectory
+    entries, their samples, baseline samples), so a report can tell how often the reward was right. Each
+    answer's ``eos`` (the stop token's text, which the original's decode keeps) is recorded beside it, so
+    `regrade.py` can grade the record again exactly."""
 
-    def graded(text: str | None) -> tuple[str | None, bool | None]:
-        if text is None:
-            return None, None
-        numeric = numeric_dataset(problem.dataset, problem.answer)
-        pred = extract_answer(text, prompt, numeric, extraction)
-        return pred, grade(pred, problem.answer, numeric)
+    def graded(text: str | None, eos: str = "") -> tuple[str | None, bool | None]:
+        return grader.judge(text, problem.dataset, problem.answer, eos)
 
     def entry(step: dict) -> dict:
         details = step.get("reward_details")
         compact = {**step, "reward_details": _compact(details)} if details else dict(step)
         if "samples" in step:
             compact["samples"] = [entry(s) for s in step["samples"]]
-        return {**compact, **dict(zip(("pred", "correct"), graded(step["text"])))}
+        return {**compact, **dict(zip(("pred", "correct"), graded(step["text"], step.get("eos", ""))))}
 
-    pred, correct = graded(outcome.text)
-    cot_pred, cot_correct = graded(outcome.cot_text)
+    pred, correct = graded(outcome.text, outcome.eos)
+    cot_pred, cot_correct = graded(outcome.cot_text, outcome.cot_eos)
     trajectory = [entry(step) for step in outcome.trajectory]
     samples = [entry(s) for s in outcome.samples]
     # unreadable verifier verdicts, once per distinct judged answer
@@ -49,8 +47,8 @@ def build_record(problem: Problem, outcome: Outcome, prompt: str, seconds: float
     return {
         "id": problem.id, "method": outcome.method, "reward": reward, "question": problem.question,
         "ground_truth": problem.answer,
-        "cot_text": outcome.cot_text, "cot_pred": cot_pred, "cot_correct": cot_correct,
-        "text": outcome.text, "pred": pred, "correct": correct,
+        "cot_text": outcome.cot_text, "cot_eos": outcome.cot_eos, "cot_pred": cot_pred, "cot_correct": cot_correct,
+        "text": outcome.text, "eos": outcome.eos, "pred": pred, "correct": correct,
         "rewards": outcome.rewards, "iterations": outcome.iterations, "n_latents": outcome.n_latents,
         "cot_tokens": outcome.cot_tokens, "tokens": outcome.tokens,
         "solver_tokens": outcome.solver_tokens, "verifier_tokens": outcome.verifier_tokens,

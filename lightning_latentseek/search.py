@@ -3,8 +3,10 @@
 `ProblemSearch` holds the prompt c, the fixed CoT prefix x_1..x_s, the reward and every decoded
 answer. `step(windows)` turns the token windows decoded from the latents into full answers
 (continuing greedily from prompt + x_1..x_s + window, all windows in one engine call) and rewards
-them. A window decoded before in this problem is not continued again, and an answer text judged
-before is not judged again (both are deterministic: greedy continuations, seeded verifiers).
+them. A window decoded before in this problem is not continued again (greedy continuations are
+deterministic), and an answer judged before is not judged again when the reward is deterministic
+(`Reward.deterministic`: PSRM, the greedy verifier); a sampling verifier judges every time, as the original.
+Each judgement of the problem has an index (0: the CoT's), which seeds a sampling verifier.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ class Sample:
     reward: RewardResult
     hit_cap: bool
     reused: bool = False  # continued or judged before in this problem: nothing was generated for it
+    eos: str = ""  # the text of the stop token that ended it (`FrozenLM.eos_text`), "" when the cap cut it
 
 
 @dataclass
@@ -55,16 +58,19 @@ class ProblemSearch:
         self.window = (start, n)
         self.max_new_tokens = max_new_tokens
         self.reuse = reuse
+        self.reuse_rewards = reuse and getattr(reward, "deterministic", True)
         self.solver_tokens = len(cot.tokens)  # tokens the solver generated for this problem (CoT + continuations)
+        self.verifier_tokens = 0  # tokens the reward generated for this problem
+        self.judgements = 0  # answers judged so far (the index of the next judgement)
         self._answers: dict[tuple[int, ...], tuple[list[int], bool]] = {}
-        self._rewards: dict[str, RewardResult] = {}
+        self._rewards: dict[tuple[str, str], RewardResult] = {}
         window = list(cot.tokens[start:start + n])
         if cot.tokens and cot.tokens[-1] in self.llm.continuation_stop_ids:
             # The continuation of the CoT's own window is the CoT itself, as long as the CoT ended at EOS: a CoT
             # cut by the cap (or by another stop word) would be continued further after its window.
             self._answers[tuple(window)] = (list(cot.tokens), cot.hit_cap)
-        text = self.llm.decode(cot.tokens)
-        cot_sample = Sample(window, list(cot.tokens), text, self._judge([text])[0], cot.hit_cap)
+        text, eos = self.llm.decode(cot.tokens), self.llm.eos_text(cot.tokens)
+        cot_sample = Sample(window, list(cot.tokens), text, self._judge([text], [eos])[0], cot.hit_cap, eos=eos)
         self.history: list[Iterate] = [Iterate(0, [cot_sample])]
 
     @property
@@ -93,17 +99,25 @@ class ProblemSearch:
                 self.solver_tokens += len(generation.tokens)
         answers = [self._answers[tuple(w)] for w in windows]
         texts = [self.llm.decode(tokens) for tokens, _ in answers]
-        rewards = self._judge(texts)
-        samples = [Sample(w, tokens, text, reward, hit_cap, reused=self.reuse and tuple(w) not in fresh)
-                   for w, (tokens, hit_cap), text, reward in zip(windows, answers, texts, rewards)]
+        eos = [self.llm.eos_text(tokens) for tokens, _ in answers]
+        rewards = self._judge(texts, eos)
+        samples = [Sample(w, tokens, text, reward, hit_cap, reused=self.reuse and tuple(w) not in fresh, eos=end)
+                   for w, (tokens, hit_cap), text, reward, end in zip(windows, answers, texts, rewards, eos)]
         iterate = Iterate(len(self.history), samples, loss, step_norm)
         self.history.append(iterate)
         return iterate
 
-    def _judge(self, texts: list[str]) -> list[RewardResult]:
-        """R(x, c) for each text; a text judged before in this problem is not judged again."""
-        new = [t for t in dict.fromkeys(texts) if not (self.reuse and t in self._rewards)]
+    def _judge(self, texts: list[str], eos: list[str]) -> list[RewardResult]:
+        """R(x, c) for each text (ended by its `eos` text); the same answer twice in one call is judged once, and
+        one judged before in this problem is not judged again when the reward is deterministic."""
+        keys = list(zip(texts, eos))
+        new = [k for k in dict.fromkeys(keys) if not (self.reuse_rewards and k in self._rewards)]
         if new:
-            for text, result in zip(new, judge_many(self.reward_fn, self.problem, new)):
-                self._rewards[text] = result
-        return [self._rewards[t] for t in texts]
+            calls = list(range(self.judgements, self.judgements + len(new)))
+            self.judgements += len(new)
+            results = judge_many(self.reward_fn, self.problem, [t for t, _ in new], eos=[e for _, e in new],
+                                 calls=calls)
+            for key, result in zip(new, results):
+                self._rewards[key] = result
+                self.verifier_tokens += result.verifier_tokens
+        return [self._rewards[k] for k in keys]

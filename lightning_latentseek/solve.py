@@ -30,6 +30,7 @@ from lightning_latentseek.callbacks import ProblemCallback, RecordWriter, Reward
 from lightning_latentseek.config import REWARDED, DataConfig, SeekConfig, max_steps
 from lightning_latentseek.engine import GenerationEngine, load_llm, resolve_llm_source
 from lightning_latentseek.errors import UserError
+from lightning_latentseek.grading import Grader
 from lightning_latentseek.methods import METHOD_FUNCTIONS, Outcome, SolveContext
 from lightning_latentseek.problems import Problem, ProblemDataError, load_problems_with_errors
 from lightning_latentseek.records import RESULTS, RUN_CONFIG, build_record, config_hash, finished_records, merge
@@ -332,11 +333,12 @@ def solve_shard(spec: RunSpec, shard: list[Problem], rank: Rank, accelerator: st
             return
         llm = load_llm(spec.model.llm, device, dtype)
         engine = GenerationEngine(llm, draft_tokens=spec.model.draft_tokens)
+        grader = Grader(spec.model.prompt, spec.model.extraction, spec.model.grading, spec.model.llm)
         reward = None if spec.method not in REWARDED else build_reward(
-            spec.model.reward, engine=engine, prompt=spec.model.prompt, args=spec.model.reward_args,
-            extraction=spec.model.extraction,
+            spec.model.reward, engine=engine, prompt=spec.model.prompt, args=spec.model.reward_args, grader=grader,
             prompt_set=spec.model.prompt_set, max_new_tokens=spec.model.verifier_max_new_tokens,
-            sampling=spec.model.verifier_sampling, seed=spec.seed, format_rule=spec.model.format_rule)
+            sampling=spec.model.verifier_sampling, seed=spec.seed, format_rule=spec.model.format_rule,
+            verdict_parse=spec.model.verdict_parse)
         trainer_kwargs = per_problem_trainer_kwargs(spec.trainer, accelerator, device_index)
         solve = METHOD_FUNCTIONS[spec.method]
 
@@ -356,8 +358,7 @@ def solve_shard(spec: RunSpec, shard: list[Problem], rank: Rank, accelerator: st
                 cb.on_problem_start(problem)
 
         def finished(problem: Problem, outcome: Outcome, seconds: float) -> None:
-            record = build_record(problem, outcome, spec.model.prompt, seconds, digest, reward=spec.model.reward,
-                                  extraction=spec.model.extraction)
+            record = build_record(problem, outcome, grader, seconds, digest, reward=spec.model.reward)
             for cb in problem_callbacks:
                 cb.on_problem_end(problem, record)
 

@@ -126,8 +126,8 @@ def test_demo_with_real_smollm2(tmp_path, all_threads):
     assert [(r["id"], r["ground_truth"]) for r in records] == [("arith1-0-0000", "19"), ("arith1-0-0001", "7")]
     for r in records:
         assert RECORD_FIELDS <= set(r)
-        expected = r["pred"] is not None and r["pred"].replace(".0", "") == r["ground_truth"]
-        assert r["correct"] == expected
+        assert r["correct"] == (r["pred"] is not None and r["pred"] == r["ground_truth"])  # paper grading: strings
+        assert r["eos"] in ("", "<|im_end|>") and r["cot_eos"] in ("", "<|im_end|>")
         assert r["rewards"][0] == (0.0 if r["cot_correct"] else -1.0)  # PSRM on the CoT
         assert len(r["rewards"]) == r["iterations"] + 1 and 0 <= r["iterations"] <= 2 and r["cot_tokens"] <= 64
         if r["iterations"]:  # PSRM searched on: the CoT was wrong; it stops at the first right answer

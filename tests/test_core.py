@@ -313,6 +313,36 @@ def test_repeated_decoded_tokens_make_no_generation_and_no_reward_call(llama):
     assert fresh.text == reused.text and fresh.rewards == reused.rewards
 
 
+class SamplingReward:
+    """A reward whose verdicts are drawn afresh (deterministic = False), like ``--model.verifier_sampling model``:
+    it records the judgement index and the EOS text it is given."""
+
+    deterministic = False
+
+    def __init__(self):
+        self.seen: list[tuple[int, str]] = []
+
+    def __call__(self, problem, answer, eos="", call=0):
+        self.seen.append((call, eos))
+        return RewardResult(-1.0)
+
+
+def test_a_sampling_reward_judges_a_repeated_answer_again_with_the_next_index(llama):
+    reward = SamplingReward()
+    outcome, engine = solve(llama, reward, max_steps=4, lr=1e-6, reuse=True)
+    assert engine.stats["rows"] == 2  # the continuation is still reused (greedy: deterministic) ...
+    assert [call for call, _ in reward.seen] == [0, 1, 2, 3, 4]  # ... its judgement is not, as in the original
+    assert [eos for _, eos in reward.seen] == [step["eos"] for step in outcome.trajectory] == [""] * 5  # cut by the cap
+    assert outcome.reward_calls == 5
+
+
+def test_eos_text_is_the_stop_token_the_decode_drops(llama):
+    hi = llama.tokenizer("Hi", add_special_tokens=False)["input_ids"]
+    assert llama.decode(hi + [llama.eos_id]) == "Hi" and llama.eos_text(hi + [llama.eos_id]) == "<|im_end|>"
+    assert llama.eos_text(hi) == "" and llama.eos_text([]) == ""
+    assert llama.eos_text(hi + [llama.tokenizer.convert_tokens_to_ids("<|endoftext|>")]) == "<|endoftext|>"  # a CoT stop
+
+
 # ------------------------------------------------------------------------------------ the random control
 def test_random_control_moves_by_the_stated_norm_without_backward(llama, monkeypatch):
     from lightning_latentseek.module import LatentSeekModule

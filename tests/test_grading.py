@@ -5,12 +5,14 @@ import threading
 import pytest
 
 from lightning_latentseek.grading import (
+    Grader,
     extract_answer,
     extract_boxed,
     extract_json_answer,
     grade,
     normalize_number,
     numeric_dataset,
+    paper_dataset,
 )
 
 
@@ -247,15 +249,16 @@ def test_extract_then_grade_per_dataset(text: str, prompt: str, dataset: str, tr
         ("jsonl", r"\frac{1}{2}", r"\boxed{0.5}", 0.0),
     ],
 )
-def test_psrm_and_records_grade_per_dataset(dataset: str, answer: str, text: str, value: float) -> None:
+def test_psrm_and_records_grade_numerically(dataset: str, answer: str, text: str, value: float) -> None:
     from lightning_latentseek.methods import Outcome
     from lightning_latentseek.problems import Problem
     from lightning_latentseek.records import build_record
     from lightning_latentseek.rewards.psrm import PerfectSparseReward
 
+    grader = Grader("boxed", extraction="strict", grading="numeric")
     problem = Problem(id="0", question="What is 3 + 4?", answer=answer, dataset=dataset)
-    assert PerfectSparseReward("boxed")(problem, text).value == value
-    record = build_record(problem, Outcome(method="cot", text=text, tokens=1), "boxed", 0.0, "h")
+    assert PerfectSparseReward(grader)(problem, text).value == value
+    record = build_record(problem, Outcome(method="cot", text=text, tokens=1), grader, 0.0, "h")
     assert record["correct"] is (value == 0.0)
 
 
@@ -270,31 +273,114 @@ def test_psrm_and_records_grade_per_dataset(dataset: str, answer: str, text: str
         ("First 14 + 9 = 23, then 23 - 5 = 18.", "23"),  # the FIRST "= number"
         ("The total is 12 dollars", "12"),
         ("Step one.\nShe keeps 7\n", "7"),  # a number ending the last non-empty line
+        ("Eggs sold: 9\nMoney: 18<|im_end|>", "9"),  # ... which the EOS hides on the real last line
         ("The final answer is 10-3.", "-3"),  # the last number: an expression is never read as its value
         ("He has 5 apples and 3 pears.", "3"),
         ("no number at all", None),
     ],
 )
-def test_paper_extraction_is_the_originals(text, expected):
-    assert extract_answer(text, "boxed", numeric=True, extraction="paper") == expected
+def test_paper_extraction_gsm8k_boxed(text, expected):
+    assert Grader("boxed").extract(text, "gsm8k") == expected
 
 
 @pytest.mark.parametrize(
-    ("text", "expected"),
+    ("text", "expected_7b", "expected_15b"),
     [
-        ('{"thought process": "14 + 9", "final answer": "23"}', "23"),
-        ('```{"thought process": "t", "final answer": 1234}```', "1234"),
-        ('sure! {"thought process": "14 + 9 = 23", "final answer": "$1,234"} done', "1234"),  # not JSON: the key
-        ('"final answer": 17', "17"),  # the key up to the end of the text
-        ("I think it is 5 and then 6", "6"),  # no key: the whole text
+        ("The answer is 12. Then 3 + 4 = 7", "7", "12"),  # 1.5B: "he answer is" before the last number
+        ("So the final answer is 8 and we check 9.", "9", "8"),
+        ("Total: 1,200 and then 5 = 5", "5", "5"),
+        ("-7 degrees", "-7", "7"),  # the 1.5B rule's last number is unsigned
     ],
 )
-def test_paper_extraction_of_the_json_prompt(text, expected):
-    assert extract_answer(text, "json", numeric=True, extraction="paper") == expected
+def test_paper_extraction_has_a_qwen25_1_5b_branch(text, expected_7b, expected_15b):
+    assert Grader("boxed", model="Qwen/Qwen2.5-7B-Instruct").extract(text, "gsm8k") == expected_7b
+    assert Grader("boxed", model="/models/QWEN2.5-1.5B-Instruct").extract(text, "gsm8k") == expected_15b
+    assert Grader("boxed", model="/models/QWEN2.5-1.5B-Instruct").extract(text, "aime2024") == expected_7b  # GSM8K only
 
 
-def test_paper_extraction_on_numeric_data_only():
-    text = "First 14 + 9 = 23, so \\boxed{\\frac{1}{2}}"
-    assert extract_answer(text, "boxed", numeric=False, extraction="paper") == "\\frac{1}{2}"  # MATH-500: the box
-    assert extract_answer(text, "boxed", numeric=True, extraction="strict") == "\\frac{1}{2}"
-    assert extract_answer(text, "boxed", numeric=True, extraction="paper") == "23"
+@pytest.mark.parametrize(
+    ("text", "eos", "expected"),
+    [
+        ('{"thought process": "14 + 9", "final answer": "23"}', "", "23"),
+        ('```{"thought process": "t", "final answer": 1234}```', "", "1234"),
+        ('{"thought process": "t", "final answer": 1234}', "<|im_end|>", "1234"),  # not JSON: the key up to "}"
+        ('{"thought process": "t", "final answer": "$1,234"} done', "<|im_end|>", "1234"),
+        ('"final answer": 17', "<|im_end|>", "17"),  # the key up to the EOS's "<"
+        ('"final answer": 17', "", "17"),  # no "}" or "<" after the key: the whole text
+        ("I think it is 5 and then 6", "<|im_end|>", "6"),  # no key: the whole text
+        ("42", "", None),  # JSON that is not an object: the original raises; ours reads nothing
+    ],
+)
+def test_paper_extraction_of_the_json_prompt(text, eos, expected):
+    assert Grader("json").extract(text, "gsm8k", eos=eos) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "prompt", "expected"),
+    [
+        ("So \\boxed{\\dfrac{1}{2}}.", "boxed", "\\frac{1}{2}"),  # Qwen's strip_string
+        ("Final Answer: The final answer is $\\frac{1}{2}$. I hope it is correct.", "boxed", "\\frac{1}{2}"),
+        ("Therefore, the answer is \\sqrt{51}.<|im_end|>", "boxed", "\\sqrt{51}.<|im_end|>"),  # the EOS stays
+        ("It equals 0.5, not 3", "boxed", "3"),  # the last number
+        ("The answer is five", "boxed", "5"),  # number words become digits
+        ('{"thought process": "t", "final answer": "\\\\frac{1}{2}"}<|im_end|>', "json", "\\\\frac{1}{2}"),
+        ('{"thought process": "t", "final answer": "\\\\frac{1}{2}"}', "json", "\\frac{1}{2}"),
+        ("\\boxed{\\frac{1}{2}}<|im_end|>", "json", None),  # no key: nothing (no \\boxed fallback)
+    ],
+)
+def test_paper_extraction_math500(text, prompt, expected):
+    assert Grader(prompt).extract(text, "math500") == expected
+
+
+@pytest.mark.parametrize(
+    ("dataset", "truth", "expected"),
+    [("gsm8k", "7", "gsm8k"), ("arith", "7", "gsm8k"), ("aime2024", "25", "aime2024"), ("math500", "7", "math500"),
+     ("jsonl", "1,234", "gsm8k"), ("jsonl", "\\frac{1}{2}", "math500")],
+)
+def test_paper_dataset(dataset, truth, expected):
+    assert paper_dataset(dataset, truth) == expected
+
+
+# ------------------------------------------------------------------------------------ the two gradings
+@pytest.mark.parametrize(
+    ("text", "dataset", "truth", "paper", "numeric"),
+    [
+        ("\\boxed{14.0}", "gsm8k", "14", False, True),  # the original compares strings
+        ("\\boxed{2,125}", "gsm8k", "2,125", False, True),  # a label with a comma never matches the original
+        ("\\boxed{2125}", "gsm8k", "2,125", False, True),
+        ("\\boxed{１４}", "gsm8k", "14", False, True),  # full-width digits: another string
+        ("\\boxed{025}", "aime2024", "25", False, True),
+        ("\\boxed{25}", "aime2024", "25", True, True),
+        ("\\boxed{10-3}", "gsm8k", "7", False, False),
+        ("\\boxed{\\frac{1}{2}}", "math500", "0.5", True, True),
+        ("\\boxed{50}", "math500", "0.5", True, False),  # Qwen's grader accepts x100 and /100
+        ("\\boxed{x = 3}", "math500", "3", True, True),  # Qwen's strip_string drops "x=" at extraction
+        ("\\boxed{\\frac{1}{3}}", "math500", "0.5", False, False),
+        ("no answer", "math500", "\\frac{1}{2}", False, False),
+    ],
+)
+def test_paper_and_numeric_grading(text, dataset, truth, paper, numeric):
+    assert Grader("boxed", grading="paper").judge(text, dataset, truth)[1] is paper
+    assert Grader("boxed", grading="numeric").judge(text, dataset, truth)[1] is numeric
+
+
+def test_paper_grading_extracts_again_without_the_model_name():
+    """judge_answer (utils.py:47) extracts with the default model: a Qwen2.5-1.5B answer's pred comes from the
+    1.5B rules, its grade from the 7B rules."""
+    grader = Grader("boxed", model="Qwen/Qwen2.5-1.5B-Instruct")
+    assert grader.judge("The answer is 12. Then 3 + 4 = 7", "gsm8k", "12") == ("12", False)
+    assert grader.judge("The answer is 12. Then 3 + 4 = 7", "gsm8k", "7") == ("12", True)
+
+
+def test_strict_extraction_with_paper_grading():
+    grader = Grader("boxed", extraction="strict", grading="paper")
+    assert grader.judge("\\boxed{7}<|im_end|>", "gsm8k", "7") == ("7", True)  # strict reads the text without EOS
+    assert grader.judge("\\boxed{7.0}", "gsm8k", "7") == ("7.0", False)
+    assert grader.judge("nothing", "gsm8k", "7") == (None, False)
+
+
+def test_grader_rejects_unknown_choices():
+    with pytest.raises(ValueError, match="--model.grading 'exact'"):
+        Grader(grading="exact")
+    with pytest.raises(ValueError, match="--model.extraction"):
+        Grader(extraction="loose")

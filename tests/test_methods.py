@@ -42,6 +42,9 @@ class ScriptedEngine:
     def decode(self, ids):
         return "".join(chr(i) for i in ids)
 
+    def eos_text(self, ids):
+        return ""
+
     def generate(self, rows):
         from lightning_latentseek.engine import Generation
 

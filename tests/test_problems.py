@@ -38,7 +38,7 @@ def test_jsonl_defaults_ids_and_meta(tmp_path: Path) -> None:
     assert [(p.id, p.question, p.answer) for p in problems] == [
         ("0", "1+1?", "2"),
         ("p-2", "2+2?", "4"),
-        ("2", "GSM-style?", "1234"),  # the blank line is not a row
+        ("2", "GSM-style?", "1,234"),  # the blank line is not a row
     ]
     assert all(p.dataset == "jsonl" for p in problems)
     assert problems[1].meta == {"source": path, "line": 3}
@@ -51,7 +51,7 @@ def test_problem_equality_ignores_meta() -> None:
 @pytest.mark.parametrize(
     ("name", "row", "expected_id", "expected_answer"),
     [
-        ("gsm8k", {"question": "q", "answer": "work\n#### 1,234"}, "0", "1234"),
+        ("gsm8k", {"question": "q", "answer": "work\n#### 1,234"}, "0", "1,234"),  # commas kept, as the original
         ("gsm8k", {"question": "q", "answer": " 1,234 "}, "0", "1,234"),
         (
             "math500",
@@ -156,7 +156,7 @@ HUB_ROWS = {
 @pytest.mark.parametrize(
     ("name", "args", "expected"),
     [
-        ("gsm8k", ("openai/gsm8k", "socratic"), ("0", "Natalia sold 48 clips. How many?", "1072")),
+        ("gsm8k", ("openai/gsm8k", "socratic"), ("0", "Natalia sold 48 clips. How many?", "1,072")),
         ("math500", ("HuggingFaceH4/MATH-500", None), ("test/algebra/1.json", "Compute $1/2$.", "\\frac{1}{2}")),
         ("aime2024", ("Maxwell-Jia/AIME_2024", None), ("2024-I-1", "Every morning Aya walks.", "204")),
     ],

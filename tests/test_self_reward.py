@@ -12,7 +12,8 @@ from lightning_latentseek.engine import Generation, GenerationEngine
 from lightning_latentseek.problems import Problem
 from lightning_latentseek.prompts import VERDICT_MARKER, VERIFIER_CHECKS
 from lightning_latentseek.rewards import build_reward
-from lightning_latentseek.rewards.self_reward import SelfReward, parse_verdict, reward_value, verdict_readable
+from lightning_latentseek.rewards.self_reward import (SelfReward, parse_verdict, parse_verdict_paper, reward_value,
+                                                      verdict_readable)
 
 M = VERDICT_MARKER
 PROBLEM = Problem(id="p1", question="Tom has 3 apples and buys 4 more. How many apples does he have?",
@@ -162,8 +163,9 @@ def test_reward_value_every_subset(failed):
     w = FAILED_WEIGHT[failed]
     verdicts = [name not in failed for name in NAMES]
     assert reward_value(verdicts, weights) == pytest.approx(-w / 6)
-    assert reward_value(verdicts, weights, format_ok=True) == pytest.approx(-w / 8)
-    assert reward_value(verdicts, weights, format_ok=False) == pytest.approx(-(w + 2) / 8)
+    # the original's format rule (reward.py:141-149): 2 more failed out of the same 6
+    assert reward_value(verdicts, weights, format_ok=True) == pytest.approx(-w / 6)
+    assert reward_value(verdicts, weights, format_ok=False) == pytest.approx(-(w + 2) / 6)
     # an unreadable verdict is a failed check, exactly like False
     unreadable = [None if name in failed else True for name in NAMES]
     assert reward_value(unreadable, weights) == pytest.approx(-w / 6)
@@ -180,9 +182,9 @@ def test_self_reward_every_subset(failed, format_rule, answer, extra):
     engine = StubEngine([verdict_text(name not in failed) for name in NAMES])
     result = SelfReward(engine, format_rule=format_rule)(PROBLEM, answer)
     w = FAILED_WEIGHT[failed]
-    expected = -w / 6 if extra is None else -(w + extra) / 8
+    expected = -w / 6 if extra is None else -(w + extra) / 6
     assert result.value == pytest.approx(expected)
-    assert -1.0 <= result.value <= 0.0
+    assert -8 / 6 <= result.value <= 0.0
     assert result.details["verdicts"] == {name: name not in failed for name in NAMES}
     assert result.details["verdict_failures"] == 0
     assert result.details["format_ok"] == (None if extra is None else extra == 0)
@@ -190,25 +192,33 @@ def test_self_reward_every_subset(failed, format_rule, answer, extra):
     assert engine.calls == 1  # the four checks are one engine call
 
 
-def test_format_rule_worst_case_is_minus_one():
+def test_format_rule_worst_case_is_minus_eight_sixths_as_the_original():
     result = SelfReward(StubEngine([f"{M} False"]), format_rule=True)(PROBLEM, "seven")
-    assert result.value == -1.0 and result.details["format_ok"] is False
+    assert result.value == pytest.approx(-8 / 6) and result.details["format_ok"] is False
 
 
-def test_format_rule_follows_the_solver_prompt():
-    boxed = SelfReward(StubEngine([f"{M} True"]), prompt="boxed", format_rule=True)
-    json_reward = SelfReward(StubEngine([f"{M} True"]), prompt="json", format_rule=True)
-    answer_json = '{"thought process": "3 + 4", "final answer": "7"}'
-    assert boxed.follows_format("so \\boxed{7}") and not boxed.follows_format(answer_json)
-    assert json_reward.follows_format(answer_json) and not json_reward.follows_format("so \\boxed{7}")
+@pytest.mark.parametrize("prompt", ["boxed", "json"])
+@pytest.mark.parametrize("answer, follows", [
+    ("so \\boxed{7}", True),
+    ('{"thought process": "3 + 4", "final answer": "7"}', False),  # the JSON prompt's answers fail it too
+    ('{"thought process": "\\boxed{7", "final answer": "7"}', True),  # "\boxed{" then any later "}"
+    ("\\boxed{7", False),
+    ("\\boxed 7", False),
+    ("\\fbox{7}", False),
+])
+def test_format_rule_looks_for_a_box_whatever_the_prompt(prompt, answer, follows):
+    reward = SelfReward(StubEngine([f"{M} True"]), prompt=prompt, format_rule=True)
+    assert reward.follows_format(answer) is follows
+    assert reward(PROBLEM, answer).value == pytest.approx(0.0 if follows else -2 / 6)
 
 
 def test_build_reward_self():
     reward = build_reward("self", engine=StubEngine([f"{M} True"]), max_new_tokens=77, format_rule=True,
-                          prompt_set="compact", sampling="model", seed=5)
+                          prompt_set="compact", sampling="model", seed=5, verdict_parse="paper")
     assert isinstance(reward, SelfReward)
     assert reward.max_new_tokens == 77 and reward.format_rule is True and reward.prompt_set == "compact"
-    assert reward.sampling == "model" and reward.seed == 5
+    assert reward.sampling == "model" and reward.seed == 5 and reward.verdict_parse == "paper"
+    assert reward.deterministic is False and SelfReward(StubEngine([""])).deterministic is True
     assert [c.name for c in reward.checks] == NAMES and SelfReward(StubEngine([""])).max_new_tokens == 4096
 
 
@@ -291,22 +301,61 @@ def test_row_stops_at_the_first_readable_prefix(script, stop_at):
     assert result.details["verifier_texts"]["calculation_check"] == script[:stop_at]
 
 
+# ------------------------------------------------------------------------------------ the original's verdict parse
+@pytest.mark.parametrize("response, expected", [
+    (f"Checked.\n{M} False", False),
+    (f"Checked.\n{M}True", True),
+    (f"**{M}** **TRUE**", True),
+    (f"{M} False. Nothing is true here.", True),  # "true" anywhere after the last marker
+    (f"{M} True, then {M} False", False),  # the last marker counts
+    (f"{M} tr*ue", True),  # asterisks removed first
+    (f"{M} ***", False),  # the original's first-word fallback raises here
+    (f"{M}", False),
+])
+def test_paper_verdict_parse(response, expected):
+    assert parse_verdict_paper("<user>prompt<assistant>" + response) is expected
+
+
+def test_paper_verdict_parse_reads_the_prompt_when_the_response_has_no_marker():
+    """Without a marker in the response, the original reads what follows the prompt's last quoted marker: the
+    calculation check's prompt ends "... output '<marker>True'.\n\nNOTE: ...", so an empty response passes that
+    check; the other three prompts' last markers are followed by False."""
+    engine = StubEngine(["no verdict at all"])
+    result = SelfReward(engine, verdict_parse="paper")(PROBLEM, "\\boxed{7}")
+    assert result.details["verdicts"] == {"calculation_check": True, "answer_correct": False,
+                                          "answer_completeness": False, "understanding_check": False}
+    assert result.details["response_verdicts"] == dict.fromkeys(NAMES)  # the response-only parse reads nothing
+    assert result.value == pytest.approx(-4 / 6)
+    assert SelfReward(StubEngine(["no verdict at all"]))(PROBLEM, "\\boxed{7}").value == -1.0
+
+
+def test_paper_verdict_rows_run_to_the_end():
+    script = f"{M} True. Wait, {M} False"
+    result = SelfReward(StubEngine([script]), verdict_parse="paper", max_new_tokens=100)(PROBLEM, "7")
+    assert result.details["verifier_texts"]["calculation_check"] == script  # no stop at the first verdict
+    assert result.details["verdicts"]["calculation_check"] is False
+    assert result.details["response_verdicts"]["calculation_check"] is True
+
+
 # ------------------------------------------------------------------------------------ on a real (tiny) model
-def test_model_sampling_is_seeded_by_answer_and_check(llm):
+def test_model_sampling_draws_afresh_on_every_judgement(llm):
+    """As the original's `model.generate` (reward.py:64): a new sample per judgement, seeded by the run's seed,
+    the problem, the judgement's index in the problem and the check."""
     llm.model.generation_config.do_sample = True
     llm.model.generation_config.temperature = 1.0
     llm.model.generation_config.top_k = 50
     engine = GenerationEngine(llm)
     try:
-        def texts(seed, answer="\\boxed{7}", sampling="model"):
+        def texts(seed, call=0, answer="\\boxed{7}", sampling="model"):
             reward = SelfReward(engine, max_new_tokens=12, sampling=sampling, seed=seed)
-            return reward(PROBLEM, answer).details["verifier_texts"]
+            return reward(PROBLEM, answer, call=call).details["verifier_texts"]
 
         first = texts(1)
-        assert texts(1) == first  # the same answer gets the same verdicts
+        assert texts(1) == first  # reproducible: the same seed and judgement index
+        assert texts(1, call=1) != first  # the same answer judged again gets another sample
         assert texts(2) != first
         assert len(set(first.values())) == 4  # each check has its own stream
-        assert texts(1, sampling="greedy") == texts(2, sampling="greedy") != first
+        assert texts(1, sampling="greedy") == texts(2, sampling="greedy", call=3) != first
     finally:
         engine.close()
         llm.model.generation_config.do_sample = False

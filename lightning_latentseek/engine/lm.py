@@ -111,6 +111,16 @@ class FrozenLM:
         """Answer text: the tokens' text without special tokens (the original keeps them; see README, Fidelity)."""
         return self.tokenizer.decode(list(ids), skip_special_tokens=True)
 
+    def eos_text(self, ids: Sequence[int]) -> str:
+        """The text of the special token that ended a generation (``<|im_end|>``), which `decode` drops and the
+        original's decode keeps (ori_generation.py:40-49, opt_generation.py:122-133); "" when the last token
+        is not a stop token (the cap cut the generation) or is ordinary text."""
+        if not ids or ids[-1] not in self.cot_stop_ids | self.continuation_stop_ids:
+            return ""
+        if self.tokenizer.decode([ids[-1]], skip_special_tokens=True):
+            return ""  # an ordinary token: `decode` already kept it
+        return self.tokenizer.decode([ids[-1]])
+
     def token_text(self, ids: Sequence[int]) -> list[str]:
         """The text of each token on its own (latent tokens in records and reports)."""
         return [self.tokenizer.decode([i]) for i in ids]

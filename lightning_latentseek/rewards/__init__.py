@@ -46,16 +46,17 @@ def check_reward_args(spec: str, args: dict | None) -> dict:
 
 
 def build_reward(spec: str, *, engine=None, prompt: str = "boxed", args: dict | None = None,
-                 extraction: str = "paper", **self_reward) -> Reward:
+                 grader=None, **self_reward) -> Reward:
     """Instantiate the reward named by `--model.reward` with `--model.reward_args` (`check_reward_args`).
 
-    ``self_reward`` holds the self-reward's settings from `--model.*` (prompt set, verifier cap,
-    sampling, seed, format rule); `--model.reward_args` entries take precedence over them.
+    ``grader`` (`grading.Grader`) is how PSRM grades, the run's grading; ``self_reward`` holds the
+    self-reward's settings from `--model.*` (prompt set, verifier cap, sampling, seed, format rule, verdict
+    parse); `--model.reward_args` entries take precedence over them.
     """
     cls = reward_class(spec)
     args = check_reward_args(spec, args)
     if spec == "psrm":
-        return cls(prompt=prompt, extraction=extraction, **args)
+        return cls(grader=grader, prompt=prompt, **args)
     if spec == "constant":
         return cls(**args)
     if spec == "self":

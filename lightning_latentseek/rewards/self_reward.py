@@ -7,6 +7,10 @@ conversation (prompt + answer) followed by a short check turn. The four rows of 
 rows of every answer judged at once, `judge_many`) go to the engine as ONE batch, which prefills
 their shared beginning once; a row leaves the batch as soon as its verdict
 (``FINAL VERIFICATION ANSWER IS: True/False``) can be read from its own generated text.
+
+Verdicts are read from the response only (`parse_verdict`, ``--model.verdict_parse response``: our fix),
+or as the original reads them (`parse_verdict_paper`, ``paper``: the decoded prompt + response, after the
+last marker, "true" anywhere; its rows then run to EOS, as the original's).
 """
 
 from __future__ import annotations
@@ -15,14 +19,15 @@ import re
 from typing import Sequence
 
 from lightning_latentseek.engine import GenerationConfigSampler, GenerationEngine, Row
-from lightning_latentseek.config import ConfigError, PositiveInt, Prompt, PromptSet, VerifierSampling
-from lightning_latentseek.grading import extract_boxed, extract_json_answer
+from lightning_latentseek.config import ConfigError, PositiveInt, Prompt, PromptSet, VerdictParse, VerifierSampling
 from lightning_latentseek.problems import Problem
 from lightning_latentseek.prompts import VERDICT_MARKER, VERIFIER_CHECKS, solver_messages, verifier_messages
 from lightning_latentseek.rewards.base import RewardResult
 from lightning_latentseek.seeds import stable_seed
 
 FORMAT_PENALTY = 2.0
+# The original's format rule (main.py:76-77 with --rule_format_string boxed; reward.py:152-164).
+FORMAT_RE = re.compile(r"\\boxed{(.*)}", re.DOTALL)
 
 # Between the marker and the verdict word: spaces, markdown emphasis, quotes, backticks,
 # brackets, a colon, `$` and LaTeX wrappers such as \boxed{ or \text{.
@@ -63,6 +68,19 @@ def parse_verdict(generated_text: str, marker: str = VERDICT_MARKER) -> bool | N
     return None
 
 
+def parse_verdict_paper(decoded: str, marker: str = VERDICT_MARKER) -> bool:
+    """The original's `extract_verifier_approval` (reward.py:71-116) on the decoded prompt + response: the
+    text after the *last* marker (case-insensitive), asterisks removed; True when "true" is anywhere in it,
+    else False (also without a marker; where the original's first-word fallback raises on a text of only
+    asterisks, False). The prompt quotes the marker followed by True, so a response without a verdict can
+    read the prompt's instructions."""
+    found = re.search(r".*{}(.*)".format(re.escape(marker.lower())), decoded, flags=re.DOTALL | re.IGNORECASE)
+    answer = found.group(1).strip() if found else None
+    if not answer:
+        return False
+    return "true" in answer.replace("*", "").strip().lower()
+
+
 def verdict_readable(text: str, marker: str = VERDICT_MARKER) -> bool:
     """The stop criterion of a verifier row: its verdict can be read from the text generated so far."""
     return parse_verdict(text, marker) is not None
@@ -71,16 +89,15 @@ def verdict_readable(text: str, marker: str = VERDICT_MARKER) -> bool:
 def reward_value(verdicts: Sequence[bool | None], weights: Sequence[float], format_ok: bool | None = None) -> float:
     """R = -(weights of the failed checks) / (sum of all weights); a None verdict counts as failed.
 
-    ``format_ok`` None: no format rule. True/False: the format rule is on; the denominator grows by
-    `FORMAT_PENALTY` (2) and an answer without ``\\boxed{}`` (False) adds 2 to the penalty, so R
-    stays in [-1, 0] (default checks: R in {0, -1/8, ..., -8/8} instead of {0, -1/6, ..., -6/6}).
+    ``format_ok`` None: no format rule. True/False: the format rule is on, as the original's (reward.py:141-149):
+    an answer without ``\\boxed{...}`` (False) adds `FORMAT_PENALTY` (2) to the penalty and the denominator
+    stays the weights' sum, so R reaches -8/6 with the default checks.
     """
     if len(verdicts) != len(weights):
         raise ValueError(f"{len(verdicts)} verdicts for {len(weights)} weights")
     failed = sum(float(w) for v, w in zip(verdicts, weights) if v is not True)
     total = sum(float(w) for w in weights)
     if format_ok is not None:
-        total += FORMAT_PENALTY
         failed += 0.0 if format_ok else FORMAT_PENALTY
     if total <= 0:
         raise ValueError("the verifier checks' weights must sum to more than 0")
@@ -97,9 +114,8 @@ class SelfReward:
     or the row hit `max_new_tokens`). With the default checks (weights 2, 1, 2, 1) R is a multiple
     of -1/6, e.g. failing calculation + completeness gives -4/6.
 
-    With ``format_rule=True`` (the original's ``--rule_format_string boxed``) an answer whose final
-    answer is not where the solver prompt asked for it costs 2 more and the denominator becomes
-    sum(weights) + 2 (8 for the default checks), so R stays in [-1, 0].
+    With ``format_rule=True`` (the original's ``--rule_format_string boxed``) an answer without
+    ``\\boxed{...}``, whatever the solver prompt, costs 2 more out of the same sum: R reaches -8/6.
 
     Args:
         engine: the generation engine of the frozen LLM (the verifier is the solver's own model).
@@ -107,10 +123,11 @@ class SelfReward:
         prompt_set: ``paper`` (the original's verifier prompts) or ``compact`` (see `prompts`).
         max_new_tokens: cap on each verifier generation (the original's is 4096).
         sampling: ``greedy`` (deterministic; our default) or ``model`` (the checkpoint's generation
-            config, as the original's `model.generate` calls decode; seeded by `seed`, the problem,
-            the answer and the check, so the same answer gets the same verdicts).
+            config, as the original's `model.generate` calls decode: a fresh sample on every judgement,
+            seeded by `seed`, the problem, the judgement's index in the problem and the check).
         seed: the run's seed (``--seed``), for ``sampling="model"``.
         format_rule: add the format penalty (see above).
+        verdict_parse: ``response`` (`parse_verdict`) or ``paper`` (`parse_verdict_paper`; rows run to EOS).
         checks: names of the checks to run (default all four), with their weights.
 
     The object keeps no state between calls: it is shared by every problem in flight.
@@ -118,7 +135,9 @@ class SelfReward:
 
     def __init__(self, engine: GenerationEngine, prompt: Prompt = "boxed", prompt_set: PromptSet = "paper",
                  max_new_tokens: PositiveInt = 4096, sampling: VerifierSampling = "greedy", seed: int = 0,
-                 format_rule: bool = False, checks: Sequence[str] | None = None, marker: str = VERDICT_MARKER):
+                 format_rule: bool = False,
+                 verdict_parse: VerdictParse = "response", checks: Sequence[str] | None = None,
+                 marker: str = VERDICT_MARKER):
         # The settings' choices and ranges are their types (`config`): checked in SeekConfig, and for
         # --model.reward_args by `build_reward` (`typed.check_arguments`).
         if engine is None:
@@ -133,36 +152,43 @@ class SelfReward:
         self.max_new_tokens = int(max_new_tokens)
         self.sampling, self.seed = sampling, int(seed)
         self.format_rule = bool(format_rule)
+        self.verdict_parse = verdict_parse
+        self.deterministic = sampling == "greedy"  # a sampling verifier judges an answer afresh every time
         self.checks = tuple(known[n] for n in names)
         _marker_pattern(marker)  # validates it
         self.marker = marker
 
-    def follows_format(self, answer: str) -> bool:
-        """The format rule: the final answer sits where the solver prompt asked for it
-        (``\\boxed{}`` for the boxed prompt, the "final answer" key for the JSON prompt)."""
-        found = extract_json_answer(answer) if self.prompt == "json" else extract_boxed(answer)
-        return found is not None
+    @staticmethod
+    def follows_format(answer: str) -> bool:
+        """The original's format rule (reward.py:152-164 with ``\\\\boxed{(.*)}``): the answer holds ``\\boxed{``
+        and a later ``}``, whatever the solver prompt (a JSON-prompt answer without a box fails it)."""
+        return FORMAT_RE.search(answer) is not None
 
-    def __call__(self, problem: Problem, answer: str) -> RewardResult:
-        return self.judge_many(problem, [answer])[0]
+    def __call__(self, problem: Problem, answer: str, call: int = 0) -> RewardResult:
+        return self.judge_many(problem, [answer], calls=[call])[0]
 
-    def judge_many(self, problem: Problem, answers: Sequence[str]) -> list[RewardResult]:
-        """Judge several answers to one problem: all their verifier rows are one engine call."""
-        rows = [self._row(problem, answer, check) for answer in answers for check in self.checks]
+    def judge_many(self, problem: Problem, answers: Sequence[str], calls: Sequence[int] | None = None
+                   ) -> list[RewardResult]:
+        """Judge several answers to one problem: all their verifier rows are one engine call. `calls` are the
+        judgements' indices in the problem (they seed ``sampling="model"``)."""
+        calls = list(range(len(answers))) if calls is None else list(calls)
+        rows = [self._row(problem, answer, check, call) for answer, call in zip(answers, calls) for check in self.checks]
         generations = self.engine.generate(rows)
         k = len(self.checks)
-        return [self._result(answer, generations[i * k:(i + 1) * k]) for i, answer in enumerate(answers)]
+        return [self._result(answer, rows[i * k:(i + 1) * k], generations[i * k:(i + 1) * k])
+                for i, answer in enumerate(answers)]
 
-    def _row(self, problem: Problem, answer: str, check) -> Row:
+    def _row(self, problem: Problem, answer: str, check, call: int) -> Row:
         solver = (solver_messages(problem.question, self.prompt, problem.dataset, self.prompt_set)
                   if self.prompt_set == "compact" else None)
         messages = verifier_messages(problem.question, answer, check.name, self.prompt_set, solver=solver)
         sampler = None
-        if self.sampling == "model":
+        if self.sampling == "model":  # a fresh sample on every judgement, as reward.py:64
             sampler = GenerationConfigSampler(self.llm.model.generation_config,
-                                              stable_seed(self.seed, problem.id, answer, check.name))
+                                              stable_seed(self.seed, problem.id, call, check.name))
+        stop = self._verdict_written if self.verdict_parse == "response" else None  # paper: to EOS, as the original
         return Row(self.llm.encode_chat(messages), self.max_new_tokens, self.llm.generation_stop_ids,
-                   sampler=sampler, stop=self._verdict_written)
+                   sampler=sampler, stop=stop)
 
     def _verdict_written(self, tokens: list[int]) -> bool:
         """A row's stop rule: its verdict can be read from what it generated so far. A verdict becomes
@@ -173,15 +199,24 @@ class SelfReward:
             return False
         return verdict_readable(self.llm.decode(tokens), self.marker)
 
-    def _result(self, answer: str, generations) -> RewardResult:
+    def _result(self, answer: str, rows: Sequence[Row], generations) -> RewardResult:
         texts = [self.llm.decode(g.tokens) for g in generations]
-        verdicts = [parse_verdict(text, self.marker) for text in texts]
+        response_verdicts = [parse_verdict(text, self.marker) for text in texts]
+        if self.verdict_parse == "paper":  # reward.py:65: the whole output, prompt included, without special tokens
+            verdicts = [parse_verdict_paper(self.llm.decode(list(row.ids) + list(g.tokens)), self.marker)
+                        for row, g in zip(rows, generations)]
+        else:
+            verdicts = response_verdicts
         format_ok = self.follows_format(answer) if self.format_rule else None
-        value = reward_value(verdicts, [c.weight for c in self.checks], format_ok)
+        weights = [c.weight for c in self.checks]
+        value = reward_value(verdicts, weights, format_ok)
         details = {
             "verdicts": {c.name: v for c, v in zip(self.checks, verdicts)},
             "verdict_failures": sum(v is None for v in verdicts),
             "format_ok": format_ok,
             "verifier_texts": {c.name: t for c, t in zip(self.checks, texts)},
         }
-        return RewardResult(value, details, verifier_tokens=sum(len(g.tokens) for g in generations))
+        if self.verdict_parse == "paper":  # what the response-only parse reads: how often the two disagree
+            details["response_verdicts"] = {c.name: v for c, v in zip(self.checks, response_verdicts)}
+        floor = -(sum(weights) + (FORMAT_PENALTY if self.format_rule else 0.0)) / sum(weights)
+        return RewardResult(value, details, verifier_tokens=sum(len(g.tokens) for g in generations), floor=floor)
