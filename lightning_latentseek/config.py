@@ -267,6 +267,18 @@ def option_defaults() -> dict[str, Any]:
     return defaults
 
 
+def inapplicable_rules(values: Mapping[str, Any]) -> list[UsedOnly]:
+    """The `USED_ONLY` rules whose options this run does not use (its setting is not among their values)."""
+    return [rule for rule in USED_ONLY
+            if not any(values.get(rule.setting) == value and type(values.get(rule.setting)) is type(value)
+                       for value in rule.among)]
+
+
+def unused_options(values: Mapping[str, Any]) -> set[str]:
+    """The options this run ignores (`USED_ONLY`): left out of the resume hash, since they change no result."""
+    return {option for rule in inapplicable_rules(values) for option in rule.options if option != rule.setting}
+
+
 def check_ignored_options(values: Mapping[str, Any], command_line: set[str]) -> None:
     """Refuse a run that would ignore an option the user gave: one `IgnoredOptionError` naming the option,
     why it is ignored and what to pass instead.
@@ -284,10 +296,8 @@ def check_ignored_options(values: Mapping[str, Any], command_line: set[str]) -> 
             return True
         return setting not in command_line and values.get(option) != defaults.get(option)
 
-    for rule in USED_ONLY:
+    for rule in inapplicable_rules(values):
         setting = values.get(rule.setting)
-        if any(setting == value and type(setting) is type(value) for value in rule.among):
-            continue
         for option in rule.options:
             if option in values and given(option, rule.setting):
                 why = (f"--{option} {setting} is ignored" if option == rule.setting else

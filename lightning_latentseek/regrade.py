@@ -86,7 +86,6 @@ def regrade_lines(grader: Grader, dataset: str, lines: IO[str], out: IO[str]) ->
 
 def regrade_records(run_dir: Path, grader_args: dict, dataset: str | None) -> dict:
     """--records mode: the regraded summary of a finished run (see the module docstring)."""
-    from lightning_latentseek.config import DEFAULT_MAX_STEPS
     from lightning_latentseek.records import RESULTS, RUN_CONFIG
     from lightning_latentseek.summary import summarize
 
@@ -119,7 +118,7 @@ def regrade_records(run_dir: Path, grader_args: dict, dataset: str | None) -> di
                 _field(record, name, where, (str,))
             record = _regraded(record, grader, dataset, changed)
         records.append(record)
-    summary = summarize(records, config, int(config.get("max_steps", DEFAULT_MAX_STEPS)))
+    summary = summarize(records, config, int(config.get("max_steps") or 0))  # absent: a baseline (no iterations)
     summary["regraded"] = {"dataset": dataset, "prompt": grader.prompt, "model": grader.model,
                            "extraction": grader.extraction, "grading": grader.grading,
                            "changed_cot_verdicts": changed["cot"], "changed_final_verdicts": changed["final"]}

@@ -27,7 +27,8 @@ import lightning as L
 import torch
 
 from lightning_latentseek.callbacks import ProblemCallback, RecordWriter, RewardThreshold, RichProblemProgress, RunLogger
-from lightning_latentseek.config import REWARDED, DataConfig, SeekConfig, max_steps
+from lightning_latentseek.config import (REWARDED, DataConfig, RunOptions, SeekConfig, max_steps, resolved_options,
+                                         unused_options)
 from lightning_latentseek.engine import GenerationEngine, load_llm, resolve_llm_source
 from lightning_latentseek.errors import UserError
 from lightning_latentseek.grading import Grader
@@ -74,14 +75,20 @@ class RunSpec:
         """The settings that change a problem's result (keys of the resume hash), on the resolved device type
         (`resolve_accelerator`): the precision as resolved there and the LLM's dtype it implies, so a CPU run
         (fp32) and a GPU run (bf16) never share records."""
-        model = dataclasses.asdict(self.model)
+        # Options this run ignores (`config.unused_options`) change no result: a baseline's hash holds no search
+        # option, so adding or changing one never turns its finished records away.
+        unused = unused_options(resolved_options(RunOptions(method=self.method), self.model, self.data, self.trainer))
+        model = {k: v for k, v in dataclasses.asdict(self.model).items() if f"model.{k}" not in unused}
         model.pop("draft_tokens")  # speed only, as the batch size: a run may resume with another value
-        data = {k: getattr(self.data, k) for k in ("name", "path", "split", "question_field", "answer_field")}
-        if self.data.name == "arith":
-            data.update(arith_steps=self.data.arith_steps, arith_seed=self.data.arith_seed)
+        data = {k: getattr(self.data, k) for k in ("name", "path", "split", "question_field", "answer_field",
+                                                   "arith_steps", "arith_seed") if f"data.{k}" not in unused}
         precision, dtype = resolve_precision(self.trainer, accelerator)
-        return {"method": self.method, "seed": self.seed, "max_steps": self.max_steps, "device": accelerator,
-                "precision": precision, "llm_dtype": str(dtype).removeprefix("torch."), "model": model, "data": data}
+        settings = {"method": self.method, "seed": self.seed, "max_steps": self.max_steps, "device": accelerator,
+                    "precision": precision, "llm_dtype": str(dtype).removeprefix("torch."), "model": model,
+                    "data": data}
+        if "trainer.max_steps" in unused:
+            del settings["max_steps"]
+        return settings
 
 
 # ------------------------------------------------------------------------------------------ ranks

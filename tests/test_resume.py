@@ -78,3 +78,20 @@ def test_a_resume_in_another_llm_dtype_is_refused(tiny_dir, tmp_path, capsys):
                     "use another --output_dir, or --overwrite to discard them")
     main(cli_args(tiny_dir, data, out, "--trainer.precision", "32-true"))  # the resolved default: nothing to redo
     assert results(out) == before
+
+
+def test_the_resume_hash_leaves_out_what_the_run_ignores():
+    """A baseline's records do not depend on the search's options (nor on K), a PSRM run's on the verifier's: those
+    options stay out of its hash, so a new or changed search option never turns its finished records away."""
+    from lightning_latentseek.config import DataConfig, SeekConfig
+
+    cot = RunSpec(method="cot").result_config("cpu")
+    assert "max_steps" not in cot and "lr" not in cot["model"] and "n_samples" not in cot["model"]
+    assert cot["model"]["grading"] == "paper" and cot["model"]["prompt"] == "boxed"
+    assert "arith_steps" not in cot["data"]  # a file dataset
+    assert RunSpec(method="cot", model=SeekConfig(lr=0.5, rho=0.5)).result_config("cpu") == cot
+    psrm = RunSpec(model=SeekConfig(reward="psrm")).result_config("cpu")
+    assert "verifier_max_new_tokens" not in psrm["model"] and psrm["max_steps"] == 10 and psrm["model"]["lr"] == 0.03
+    assert RunSpec(model=SeekConfig(reward="psrm", lr=0.5)).result_config("cpu") != psrm  # a used option counts
+    arith = RunSpec(method="cot", data=DataConfig(name="arith")).result_config("cpu")
+    assert arith["data"] == {"name": "arith", "arith_steps": 1, "arith_seed": 0}
