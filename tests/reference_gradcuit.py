@@ -276,7 +276,7 @@ def run_gradcuit(model, tokenizer, prompt_text: str, question: str, reward: Rewa
         else:  # the random control (ours): a Gaussian move of the norm of Adam's first step
             with torch.no_grad():
                 noise = torch.randn(delta.shape, generator=generator, dtype=torch.float32)
-                delta.add_((noise * (lr * math.sqrt(delta.numel())) / noise.norm()).to(delta.dtype))
+                delta.add_((noise * (lr * math.sqrt(delta.numel()) / noise.norm())).to(delta.dtype))
         with torch.no_grad():
             current_state = state().detach()
         trace.states.append(current_state)
