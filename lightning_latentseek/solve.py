@@ -74,7 +74,10 @@ class RunSpec:
         (`resolve_accelerator`): the precision as resolved there and the LLM's dtype it implies, so a CPU run
         (fp32) and a GPU run (bf16) never share records."""
         model = dataclasses.asdict(self.model)
-        model.pop("draft_tokens")  # speed only, as the batch size: a run may resume with another value
+        # speed only, as the batch size: a run may resume with another value; and how the verifier server is reached
+        # (a run may resume on another server, or in process: serve the same verifier model)
+        for key in ("draft_tokens", "reward_server", "reward_server_timeout", "reward_server_concurrency"):
+            model.pop(key)
         data = {k: getattr(self.data, k) for k in ("name", "path", "split", "question_field", "answer_field")}
         if self.data.name == "arith":
             data.update(arith_steps=self.data.arith_steps, arith_seed=self.data.arith_seed)
