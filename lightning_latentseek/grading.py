@@ -168,14 +168,14 @@ def _clean_number(text: str) -> str:
     return re.sub(r"\s", "", re.sub(r",", "", re.sub(r"[$€£¥]", "", text)))
 
 
-def extract_number_paper(text: str | None) -> str | None:
+def extract_number_paper(text: str | None, rules: tuple[re.Pattern, ...] = _PAPER_RULES) -> str | None:
     """The original's `_extract_answer`: the first ``\\boxed{number}``, else "Answer: number", else the first
     "= number", else "is <number> dollars", else a number ending the last non-empty line, else the last
     number anywhere; currency signs, commas and spaces removed. None without any number."""
     if text is None:
         return None
     text = text.strip()
-    for rule in _PAPER_RULES:
+    for rule in rules:
         found = rule.search(text)
         if found:
             return _clean_number(found.group(1))
@@ -186,6 +186,17 @@ def extract_number_paper(text: str | None) -> str | None:
                 return _clean_number(found.group(1))
     numbers = _PAPER_ANY.findall(text)
     return _clean_number(numbers[-1]) if numbers else None
+
+
+# GradCuit's `_extract_answer` (github:Yuzhaoxin946/GradCuit src/extract_judge_answer/utils.py:538-602, MIT) is the
+# original's without the "= number" rule (commented out there, :574-578).
+_GRADCUIT_RULES = tuple(rule for rule in _PAPER_RULES if not rule.pattern.startswith("="))
+
+
+def extract_number_gradcuit(text: str | None) -> str | None:
+    """GradCuit's `_extract_answer` (its GSM8K and AIME extraction, and its single verifier's): `extract_number_paper`
+    without the "= number" rule. A lone "," counts as a number and can give ""."""
+    return extract_number_paper(text, _GRADCUIT_RULES)
 
 
 def _extract_paper_numeric(text: str, prompt: str) -> str | None:

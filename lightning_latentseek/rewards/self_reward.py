@@ -6,7 +6,9 @@ is the original's prompt as one fresh user message; with ``compact`` it is the s
 conversation (prompt + answer) followed by a short check turn. The four rows of an answer (and the
 rows of every answer judged at once, `judge_many`) go to the engine as ONE batch, which prefills
 their shared beginning once; a row leaves the batch as soon as its verdict
-(``FINAL VERIFICATION ANSWER IS: True/False``) can be read from its own generated text.
+(``FINAL VERIFICATION ANSWER IS: True/False``) can be read from its own generated text. With
+`--model.reward_server URL` an OpenAI-compatible server answers the same conversations instead (greedily, to
+its EOS or the cap: the first readable verdict is the same).
 """
 
 from __future__ import annotations
@@ -14,12 +16,13 @@ from __future__ import annotations
 import re
 from typing import Sequence
 
-from lightning_latentseek.engine import GenerationConfigSampler, GenerationEngine, Row
+from lightning_latentseek.engine import GenerationConfigSampler, GenerationEngine
 from lightning_latentseek.config import ConfigError, PositiveInt, Prompt, PromptSet, VerifierSampling
 from lightning_latentseek.grading import extract_boxed, extract_json_answer
 from lightning_latentseek.problems import Problem
 from lightning_latentseek.prompts import VERDICT_MARKER, VERIFIER_CHECKS, solver_messages, verifier_messages
 from lightning_latentseek.rewards.base import RewardResult
+from lightning_latentseek.rewards.verifier import EngineVerifier, Reply, Verifier
 from lightning_latentseek.seeds import stable_seed
 
 FORMAT_PENALTY = 2.0
@@ -112,13 +115,15 @@ class SelfReward:
         seed: the run's seed (``--seed``), for ``sampling="model"``.
         format_rule: add the format penalty (see above).
         checks: names of the checks to run (default all four), with their weights.
+        server: a `ChatServer` that answers the verifier conversations instead of `engine` (greedy only).
 
     The object keeps no state between calls: it is shared by every problem in flight.
     """
 
     def __init__(self, engine: GenerationEngine, prompt: Prompt = "boxed", prompt_set: PromptSet = "paper",
                  max_new_tokens: PositiveInt = 4096, sampling: VerifierSampling = "greedy", seed: int = 0,
-                 format_rule: bool = False, checks: Sequence[str] | None = None, marker: str = VERDICT_MARKER):
+                 format_rule: bool = False, checks: Sequence[str] | None = None, marker: str = VERDICT_MARKER,
+                 server: Verifier | None = None):
         # The settings' choices and ranges are their types (`config`): checked in SeekConfig, and for
         # --model.reward_args by `build_reward` (`typed.check_arguments`).
         if engine is None:
@@ -128,7 +133,11 @@ class SelfReward:
         unknown = [n for n in names if n not in known]
         if unknown or not names or len(set(names)) != len(names):
             raise ConfigError(f"reward_args.checks {names}: choose distinct checks among {', '.join(known)}")
+        if server is not None and sampling != "greedy":
+            raise ConfigError("--model.verifier_sampling model: a --model.reward_server decodes greedily")
         self.engine, self.llm = engine, engine.lm
+        self.verifier: Verifier = server if server is not None else EngineVerifier(engine)
+        self.server = server
         self.prompt, self.prompt_set = prompt, prompt_set
         self.max_new_tokens = int(max_new_tokens)
         self.sampling, self.seed = sampling, int(seed)
@@ -147,22 +156,26 @@ class SelfReward:
         return self.judge_many(problem, [answer])[0]
 
     def judge_many(self, problem: Problem, answers: Sequence[str]) -> list[RewardResult]:
-        """Judge several answers to one problem: all their verifier rows are one engine call."""
-        rows = [self._row(problem, answer, check) for answer in answers for check in self.checks]
-        generations = self.engine.generate(rows)
+        """Judge several answers to one problem: all their verifier rows are one engine call (or concurrent
+        requests to the server)."""
+        pairs = [(answer, check) for answer in answers for check in self.checks]
+        conversations = [self._messages(problem, answer, check) for answer, check in pairs]
+        samplers = [self._sampler(problem, answer, check) for answer, check in pairs]
+        replies = self.verifier.answer(conversations, self.max_new_tokens, samplers=samplers,
+                                       stop=self._verdict_written)
         k = len(self.checks)
-        return [self._result(answer, generations[i * k:(i + 1) * k]) for i, answer in enumerate(answers)]
+        return [self._result(answer, replies[i * k:(i + 1) * k]) for i, answer in enumerate(answers)]
 
-    def _row(self, problem: Problem, answer: str, check) -> Row:
+    def _messages(self, problem: Problem, answer: str, check) -> list[dict]:
         solver = (solver_messages(problem.question, self.prompt, problem.dataset, self.prompt_set)
                   if self.prompt_set == "compact" else None)
-        messages = verifier_messages(problem.question, answer, check.name, self.prompt_set, solver=solver)
-        sampler = None
-        if self.sampling == "model":
-            sampler = GenerationConfigSampler(self.llm.model.generation_config,
-                                              stable_seed(self.seed, problem.id, answer, check.name))
-        return Row(self.llm.encode_chat(messages), self.max_new_tokens, self.llm.generation_stop_ids,
-                   sampler=sampler, stop=self._verdict_written)
+        return verifier_messages(problem.question, answer, check.name, self.prompt_set, solver=solver)
+
+    def _sampler(self, problem: Problem, answer: str, check):
+        if self.sampling != "model":
+            return None
+        return GenerationConfigSampler(self.llm.model.generation_config,
+                                       stable_seed(self.seed, problem.id, answer, check.name))
 
     def _verdict_written(self, tokens: list[int]) -> bool:
         """A row's stop rule: its verdict can be read from what it generated so far. A verdict becomes
@@ -173,8 +186,8 @@ class SelfReward:
             return False
         return verdict_readable(self.llm.decode(tokens), self.marker)
 
-    def _result(self, answer: str, generations) -> RewardResult:
-        texts = [self.llm.decode(g.tokens) for g in generations]
+    def _result(self, answer: str, replies: Sequence[Reply]) -> RewardResult:
+        texts = [reply.text for reply in replies]
         verdicts = [parse_verdict(text, self.marker) for text in texts]
         format_ok = self.follows_format(answer) if self.format_rule else None
         value = reward_value(verdicts, [c.weight for c in self.checks], format_ok)
@@ -184,4 +197,4 @@ class SelfReward:
             "format_ok": format_ok,
             "verifier_texts": {c.name: t for c, t in zip(self.checks, texts)},
         }
-        return RewardResult(value, details, verifier_tokens=sum(len(g.tokens) for g in generations))
+        return RewardResult(value, details, verifier_tokens=sum(reply.tokens for reply in replies))
