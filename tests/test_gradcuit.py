@@ -273,3 +273,32 @@ def test_layer_out_of_range_and_empty_prefix_are_one_line_errors():
             assert str(error.value).startswith(message)
     finally:
         engine.close()
+
+
+def test_the_command_line_runs_gradcuit_with_its_own_defaults(tiny_dir, tmp_path, capsys):
+    """`--method gradcuit` end to end: records with trajectories, GradCuit's lr in the resolved config; an explicit
+    --model.lr wins; LatentSeek's window options are refused."""
+    import json
+
+    import yaml
+
+    from lightning_latentseek.cli import main
+    from tiny import user_error, write_problems
+
+    data = write_problems(tmp_path / "problems.jsonl", 2)
+    common = ["--model.llm", tiny_dir, "--method", "gradcuit", "--model.reward", "psrm", "--data.path", str(data),
+              "--model.max_new_tokens", "8", "--trainer.max_steps", "2", "--trainer.accelerator", "cpu",
+              "--progress", "false"]
+    summary = main([*common, "--output_dir", str(tmp_path / "out")])
+    records = [json.loads(line) for line in (tmp_path / "out" / "results.jsonl").read_text().splitlines()]
+    assert [r["id"] for r in records] == ["q0", "q1"] and summary["n"] == 2
+    assert all(r["method"] == "gradcuit" and 1 <= len(r["trajectory"]) <= 3 for r in records)
+    assert all(r["n_latents"] == len(tiny_tokenizer().encode("Let's think about this problem and solve it step by "
+                                                             "step.", add_special_tokens=False)) for r in records)
+    resolved = yaml.safe_load((tmp_path / "out" / "config.yaml").read_text())["model"]
+    assert (resolved["lr"], resolved["max_new_tokens"], resolved["reward"]) == (1e-3, 8, "psrm")
+    assert json.loads((tmp_path / "out" / "run_config.json").read_text())["model"]["lr"] == 1e-3
+    main([*common, "--model.lr", "0.2", "--output_dir", str(tmp_path / "lr")])
+    assert json.loads((tmp_path / "lr" / "run_config.json").read_text())["model"]["lr"] == 0.2
+    line = user_error(capsys, [*common, "--model.rho", "0.5", "--output_dir", str(tmp_path / "rho")])
+    assert line == "error: --model.rho is ignored with --method gradcuit; it applies to --method latentseek or random"
