@@ -72,7 +72,8 @@ class PrefixSearch:
         return max((s for it in self.history for s in it.samples), key=lambda s: s.reward.value)
 
     def step(self, state: Tensor, loss: float | None = None, step_norm: float | None = None) -> Iterate:
-        """The whole answer regenerated greedily with `state` (P, H) injected -> reward; its ids are the next targets."""
+        """The whole answer regenerated greedily with `state` (P, H) injected -> reward; its ids are the next
+        targets."""
         generation = self.engine.generate([self._row(state.detach())])[0]
         self.solver_tokens += len(generation.tokens)
         self.targets = list(generation.tokens)

@@ -43,8 +43,8 @@ class TextReward:
 
 
 def prompt_text(tok) -> str:
-    return tok.apply_chat_template([{"role": "system", "content": BOXED}, {"role": "user", "content": PROBLEM.question}],
-                                   tokenize=False, add_generation_prompt=True)
+    messages = [{"role": "system", "content": BOXED}, {"role": "user", "content": PROBLEM.question}]
+    return tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
 
 def ours(model, max_steps=4, **cfg):
@@ -154,7 +154,8 @@ def test_tau_stops_the_loop_and_the_baseline_above_tau_is_returned():
         for values, iterations, stop in (([0.0], 0, "cot_above_tau"), ([-1.0, -1.0, 0.0], 2, "reward_above_tau")):
             config = SeekConfig.for_method("gradcuit", reward="psrm", latent_layer=1, max_new_tokens=12, reuse=False)
             ctx = SolveContext(engine, Scripted(values), config, seed=0, max_steps=5, make_trainer=lambda: L.Trainer(
-                **FIT_FLAGS, accelerator="cpu", devices=1, logger=False, max_steps=5, callbacks=[RewardThreshold(-0.2)]))
+                **FIT_FLAGS, accelerator="cpu", devices=1, logger=False, max_steps=5,
+                callbacks=[RewardThreshold(-0.2)]))
             outcome = gradcuit(PROBLEM, ctx)
             assert (outcome.iterations, outcome.stop_reason) == (iterations, stop)
             assert outcome.text == outcome.trajectory[-1]["text"] and outcome.method == "gradcuit"

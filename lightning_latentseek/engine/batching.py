@@ -389,7 +389,8 @@ class GenerationEngine:
     def _empty_hidden(self) -> Tensor:
         return torch.zeros((0, self.lm.hidden_size), dtype=self.lm.dtype, device=self.lm.device)
 
-    def _prefill(self, ids: Sequence[int], inject: Injection | None = None) -> tuple[list[tuple[Tensor, Tensor]], Tensor]:
+    def _prefill(self, ids: Sequence[int],
+                 inject: Injection | None = None) -> tuple[list[tuple[Tensor, Tensor]], Tensor]:
         """KV of `ids` (one row) and the final hidden state at its last position (1, H). With `inject`, the stored
         prefix reused stops at the injection's start (the positions before it do not depend on the injected
         states) and the row's KV is not stored."""

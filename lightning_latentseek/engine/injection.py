@@ -61,7 +61,8 @@ class InjectionHooks:
 
     def check_layer(self, layer: int) -> None:
         if not 0 <= layer < len(self.layers):
-            raise ValueError(f"layer {layer}: the model has {len(self.layers)} decoder blocks (0..{len(self.layers) - 1})")
+            raise ValueError(f"layer {layer}: the model has {len(self.layers)} decoder blocks "
+                             f"(0..{len(self.layers) - 1})")
 
     @contextmanager
     def writing(self, layer: int, writes: Sequence[tuple[int, int, Tensor]]) -> Iterator[None]:

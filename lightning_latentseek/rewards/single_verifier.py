@@ -59,7 +59,8 @@ CHOICE_TEMPLATE = (  # GPQA-style multiple choice (GradCuit: dataset names conta
     "3. Verify only whether that selected choice is correct. Do not score missing reasoning steps.\n"
     "4. If the letter does not map cleanly to one of the provided answer choices, the verdict is False.\n"
     "5. If the selected option is the correct answer, the verdict is True.\n"
-    "6. If the selected option is incorrect, ambiguous, or not uniquely justified by the question, the verdict is False.\n"
+    "6. If the selected option is incorrect, ambiguous, or not uniquely justified by the question, the verdict is "
+    "False.\n"
     "7. " + _VERDICT_LINE
 )
 
