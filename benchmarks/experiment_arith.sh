@@ -5,7 +5,7 @@
 #   | LatentSeek (PSRM, M=4 samples per step at T=0.7) | random control (PSRM) | LatentSeek (self-reward,
 #   the paper's prompts, verifier cap 48) | LatentSeek with a constant reward (R = -1)
 #   | GradCuit (PSRM; its defaults: the prefix at the middle block, 15 of 30, lr 1e-3, bf16 offset) | its random
-#   control (PSRM) | GradCuit (PSRM) at a quarter of the depth (block 7)
+#   control (PSRM) | GradCuit (PSRM) at a quarter of the depth (block 7) | GradCuit (PSRM) with its fp32 offset fix
 # then one report (table with Wilson 95% CIs, accuracy-vs-iteration plot, report.html).
 # Every run resumes exactly: rerun the script to finish an interrupted experiment.
 #   bash benchmarks/experiment_arith.sh [OUT_DIR] [extra train_free.py options...]
@@ -35,10 +35,11 @@ run constant "${K[@]}" --model.reward constant
 run gradcuit_psrm "${G[@]}" "${K[@]}" --model.reward psrm
 run gradcuit_random_psrm "${G[@]}" "${K[@]}" --model.reward psrm --model.step random
 run gradcuit_psrm_l7 "${G[@]}" "${K[@]}" --model.reward psrm --model.latent_layer 7
+run gradcuit_psrm_fp32 "${G[@]}" "${K[@]}" --model.reward psrm --model.offset_dtype fp32
 [[ -n $RUNS ]] && exit 0
 python -m lightning_latentseek.report "CoT=$OUT/cot" "SC (N=4)=$OUT/sc" "BoN oracle (PSRM, N=10)=$OUT/bon_oracle" \
     "LatentSeek (PSRM)=$OUT/latentseek_psrm" "LatentSeek (PSRM, M=4, T=0.7)=$OUT/latentseek_psrm_m4" \
     "random control (PSRM)=$OUT/random_psrm" "LatentSeek (self, paper prompts)=$OUT/latentseek_self" \
     "constant reward=$OUT/constant" "GradCuit (PSRM)=$OUT/gradcuit_psrm" \
     "GradCuit random control (PSRM)=$OUT/gradcuit_random_psrm" "GradCuit (PSRM, block 7)=$OUT/gradcuit_psrm_l7" \
-    --output "$OUT/report"
+    "GradCuit (PSRM, fp32 offset)=$OUT/gradcuit_psrm_fp32" --output "$OUT/report"

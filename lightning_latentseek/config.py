@@ -72,15 +72,17 @@ GRADCUIT_PREFIX = "Let's think about this problem and solve it step by step."  #
 
 # ------------------------------------------------------------------------------------------ a method's own defaults
 # The options whose default depends on the method: a method listed here takes these values unless the option is
-# given (on the command line, or by a config file whose method the command line did not change: the configs in
-# configs/ hold LatentSeek's settings, so `--config configs/demo.yaml --method gradcuit` runs GradCuit with its own
-# lr, cap and reward, and the demo's problems and K). Every other method, and every other option, has the
-# dataclass's default. GradCuit's are its code's and run script's (scripts/run_example.sh: --lr 0.001,
+# given: on the command line, or by a config file. A config file's value of one of a method's own hyperparameters
+# (`METHOD_HYPERPARAMETERS`) is the config's method's, so it does not count once the command line changes the
+# method: the configs in configs/ hold LatentSeek's lr, so `--config configs/demo.yaml --method gradcuit` runs
+# GradCuit's lr 1e-3 with the demo's problems, reward, cap and K. Every other method, and every other option, has
+# the dataclass's default. GradCuit's are its code's and run script's (scripts/run_example.sh: --lr 0.001,
 # --max_new_tokens 2048; its only reward is the single verifier); its layer default (the middle block) depends on
 # the model and is `latent_layer` unset.
 METHOD_DEFAULTS: dict[str, dict[str, Any]] = {
     "gradcuit": {"model.lr": 1e-3, "model.max_new_tokens": 2048, "model.reward": "single_verifier"},
 }
+METHOD_HYPERPARAMETERS = ("model.lr",)
 
 
 @dataclass
@@ -337,13 +339,14 @@ def is_given(option: str, setting: str, value: Any, default: Any, command_line: 
 
 def apply_method_defaults(method: str, model: SeekConfig, command_line: set[str]) -> SeekConfig:
     """`model` with `method`'s own defaults (`METHOD_DEFAULTS`) for every option of them that was not given
-    (`is_given` with the method as the setting): `--method gradcuit` runs lr 1e-3, while `--method gradcuit
-    --model.lr 0.01` runs 0.01."""
+    (`is_given`; for a hyperparameter, with the method as the setting it depends on): `--method gradcuit` runs lr
+    1e-3, while `--method gradcuit --model.lr 0.01` runs 0.01."""
     defaults = option_defaults()
     changes = {}
     for option, value in METHOD_DEFAULTS.get(method, {}).items():
         name = option.split(".", 1)[1]
-        if not is_given(option, "method", getattr(model, name), defaults[option], command_line):
+        setting = "method" if option in METHOD_HYPERPARAMETERS else ""  # "": no setting makes a config value moot
+        if not is_given(option, setting, getattr(model, name), defaults[option], command_line):
             changes[name] = value
     return replace(model, **changes) if changes else model
 

@@ -252,8 +252,10 @@ def test_gradcuits_defaults_unless_given():
     assert SeekConfig.for_method("gradcuit").reward == "single_verifier"
     assert SeekConfig.for_method("latentseek").lr == 0.03
     config = SeekConfig(lr=0.03, max_new_tokens=128, reward="psrm")  # configs/demo.yaml's LatentSeek settings
-    assert apply_method_defaults("gradcuit", config, {"method"}).lr == 1e-3  # --method gradcuit on the command line
-    assert apply_method_defaults("gradcuit", config, {"method"}).reward == "single_verifier"
+    demo = apply_method_defaults("gradcuit", config, {"method"})  # --config demo.yaml --method gradcuit
+    assert (demo.lr, demo.max_new_tokens, demo.reward) == (1e-3, 128, "psrm")  # its lr; the demo's cap and reward
+    unset = apply_method_defaults("gradcuit", SeekConfig(), {"method"})
+    assert (unset.lr, unset.max_new_tokens, unset.reward) == (1e-3, 2048, "single_verifier")
     assert apply_method_defaults("gradcuit", config, {"method", "model.lr"}).lr == 0.03  # --model.lr 0.03: wins
     assert apply_method_defaults("gradcuit", SeekConfig(lr=0.01), set()).lr == 0.01  # a GradCuit config file's lr
     assert apply_method_defaults("latentseek", config, {"method"}) is config

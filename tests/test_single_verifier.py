@@ -97,3 +97,15 @@ def test_single_verifier_on_the_solvers_engine(llama):
     assert results[0].verifier_tokens == len(expected.tokens)
     assert results[0].value == (0.0 if parse_boxed_verdict(llama.decode(expected.tokens)) else -1.0)
     assert results[1].details == {"extracted": None, "asked": False, "verdict": None} and results[1].value == -1.0
+
+
+def test_reward_args_the_reward_does_not_take_are_a_one_line_error(tiny_dir, tmp_path, capsys):
+    from tiny import user_error, write_problems
+
+    data = write_problems(tmp_path / "problems.jsonl", 1)
+    line = user_error(capsys, ["--method", "gradcuit", "--model.llm", tiny_dir, "--data.path", str(data),
+                               "--model.reward_args", '{"checks": ["answer_correct"]}', "--output_dir",
+                               str(tmp_path / "out")])
+    assert line == ("error: --model.reward_args.checks: --model.reward single_verifier takes no such argument (it "
+                    "takes: prompt, extraction, max_new_tokens)")
+    assert not (tmp_path / "out").exists()

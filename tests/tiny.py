@@ -227,3 +227,23 @@ class KillServerAfterFirstRecord(ProblemCallback):
                 return
             time.sleep(0.1)
         raise AssertionError(f"the server on port {self.port} still accepts connections")
+
+
+class UnavailableReward(LengthReward):
+    """Fails like a dead verifier server (`RewardUnavailable`) for the problem `fail_id` from its `after`-th call on,
+    while the file `gate` does not exist (a resume creates it: the server is back)."""
+
+    def __init__(self, fail_id: str, gate: str, after: int = 1):
+        super().__init__()
+        self.fail_id, self.gate, self.after, self.calls = fail_id, gate, after, 0
+
+    def __call__(self, problem, answer):
+        import os
+
+        from lightning_latentseek.rewards import RewardUnavailable
+
+        if problem.id == self.fail_id and not os.path.exists(self.gate):
+            self.calls += 1
+            if self.calls > self.after:
+                raise RewardUnavailable("the verifier server failed 4 times: ConnectionRefusedError")
+        return super().__call__(problem, answer)

@@ -46,9 +46,23 @@ def reward_class(spec: str) -> type:
 
 
 def check_reward_args(spec: str, args: dict | None) -> dict:
-    """`--model.reward_args` checked against the annotations of the reward's constructor (`typed.check_arguments`):
-    a bad choice or range is one line naming ``--model.reward_args.<name>``. The run calls it before any work."""
-    return check_arguments(reward_class(spec), dict(args or {}), "--model.reward_args.")
+    """`--model.reward_args` checked against the reward's constructor: a name it does not take, or a bad choice or
+    range of its annotations (`typed.check_arguments`), is one line naming ``--model.reward_args.<name>``. The run
+    calls it before any work."""
+    cls = reward_class(spec)
+    args = dict(args or {})
+    try:
+        accepted = inspect.signature(cls).parameters
+    except (TypeError, ValueError):  # no signature to read: the constructor checks its own arguments
+        accepted = None
+    if accepted is not None and not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values()):
+        unknown = [name for name in args if name not in accepted or name in ("engine", "server")]
+        if unknown:
+            takes = [n for n, p in accepted.items() if n not in ("self", "engine", "server")
+                     and p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)]
+            raise RewardError(f"--model.reward_args.{unknown[0]}: --model.reward {spec} takes no such argument "
+                              f"(it takes: {', '.join(takes) or 'none'})")
+    return check_arguments(cls, args, "--model.reward_args.")
 
 
 def build_reward(spec: str, *, engine=None, prompt: str = "boxed", args: dict | None = None,
