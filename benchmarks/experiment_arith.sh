@@ -4,6 +4,8 @@
 #   CoT | self-consistency (N=4) | Best-of-N (N=10, PSRM = oracle pass@10) | LatentSeek (PSRM)
 #   | LatentSeek (PSRM, M=4 samples per step at T=0.7) | random control (PSRM) | LatentSeek (self-reward,
 #   the paper's prompts, verifier cap 48) | LatentSeek with a constant reward (R = -1)
+#   | GradCuit (PSRM; its defaults: the prefix at the middle block, 15 of 30, lr 1e-3, bf16 offset) | its random
+#   control (PSRM) | GradCuit (PSRM) at a quarter of the depth (block 7) | GradCuit (PSRM) with its fp32 offset fix
 # then one report (table with Wilson 95% CIs, accuracy-vs-iteration plot, report.html).
 # Every run resumes exactly: rerun the script to finish an interrupted experiment.
 #   bash benchmarks/experiment_arith.sh [OUT_DIR] [extra train_free.py options...]
@@ -15,6 +17,7 @@ OUT=${1:-runs/experiment_arith}
 shift || true
 COMMON=(--config configs/demo.yaml --data.limit 100 --progress false "$@")
 K=(--trainer.max_steps 10)  # the search's iteration cap: only the runs that search take it (cot/bon/sc would refuse it)
+G=(--method gradcuit --model.max_new_tokens 128)  # the demo's cap: GradCuit's own default is 2048
 RUNS=${RUNS:-}
 run() {
     local name=$1; shift
@@ -29,8 +32,14 @@ run latentseek_self "${K[@]}" --model.reward self --model.verifier_max_new_token
 run sc --method sc --model.n_samples 4
 run latentseek_psrm_m4 "${K[@]}" --model.reward psrm --model.samples_per_step 4 --model.temperature 0.7
 run constant "${K[@]}" --model.reward constant
+run gradcuit_psrm "${G[@]}" "${K[@]}" --model.reward psrm
+run gradcuit_random_psrm "${G[@]}" "${K[@]}" --model.reward psrm --model.step random
+run gradcuit_psrm_l7 "${G[@]}" "${K[@]}" --model.reward psrm --model.latent_layer 7
+run gradcuit_psrm_fp32 "${G[@]}" "${K[@]}" --model.reward psrm --model.offset_dtype fp32
 [[ -n $RUNS ]] && exit 0
 python -m lightning_latentseek.report "CoT=$OUT/cot" "SC (N=4)=$OUT/sc" "BoN oracle (PSRM, N=10)=$OUT/bon_oracle" \
     "LatentSeek (PSRM)=$OUT/latentseek_psrm" "LatentSeek (PSRM, M=4, T=0.7)=$OUT/latentseek_psrm_m4" \
     "random control (PSRM)=$OUT/random_psrm" "LatentSeek (self, paper prompts)=$OUT/latentseek_self" \
-    "constant reward=$OUT/constant" --output "$OUT/report"
+    "constant reward=$OUT/constant" "GradCuit (PSRM)=$OUT/gradcuit_psrm" \
+    "GradCuit random control (PSRM)=$OUT/gradcuit_random_psrm" "GradCuit (PSRM, block 7)=$OUT/gradcuit_psrm_l7" \
+    "GradCuit (PSRM, fp32 offset)=$OUT/gradcuit_psrm_fp32" --output "$OUT/report"

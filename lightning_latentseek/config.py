@@ -1,6 +1,7 @@
 """The run's options: `--model.*` (the method), `--data.*` (the problems) and the top-level ones, with their
 types, and the run's rules that belong to no one module: tau (`clears_tau`), K (`DEFAULT_MAX_STEPS`,
-`max_steps`) and which options each run uses (`USED_ONLY`, `check_ignored_options`).
+`max_steps`), the defaults a method has of its own (`METHOD_DEFAULTS`, `apply_method_defaults`) and which options
+each run uses (`USED_ONLY`, `check_ignored_options`).
 
 Choices are `Literal` types and ranges `Annotated[..., Range(...)]` (`typed`): the parser shows and checks
 them, and each dataclass checks its own fields with `typed.check_fields` when it is made, so a bad value is
@@ -9,7 +10,7 @@ one line naming the option (``--model.rho 2.0: must be in (0, 1]``) from the com
 
 from __future__ import annotations
 
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Annotated, Any, Literal, Mapping, get_args
 
@@ -17,10 +18,13 @@ from lightning_latentseek.errors import UserError
 from lightning_latentseek.typed import OptionError, Range, check_fields
 
 # ------------------------------------------------------------------------------------------ choices and ranges
-Method = Literal["latentseek", "random", "cot", "bon", "sc"]
+Method = Literal["latentseek", "random", "cot", "bon", "sc", "gradcuit"]
 Prompt = Literal["boxed", "json"]
 PromptSet = Literal["paper", "compact"]
-Optimizer = Literal["adam", "sgd"]
+Optimizer = Literal["adam", "sgd", "muon"]
+PrefixStep = Literal["gradient", "random"]  # GradCuit's update, or its random control
+FirstTargets = Literal["text", "ids"]  # GradCuit's first update: the baseline's text re-tokenised, or its ids
+OffsetDtype = Literal["bf16", "fp32"]  # GradCuit's offset (and the sum init + offset): bf16 as its code, or fp32
 Extraction = Literal["paper", "strict"]
 Grading = Literal["paper", "numeric"]
 VerdictParse = Literal["response", "paper"]
@@ -39,13 +43,15 @@ NonNegativeInt = Annotated[int, Range(ge=0)]
 Tau = Annotated[float, Range(ge=-1, le=0, reason="rewards lie in [-1, 0]")]
 
 METHODS: tuple[str, ...] = get_args(Method)
-ITERATIVE = ("latentseek", "random")  # a per-problem fit: latents, tau, K
+ITERATIVE = ("latentseek", "random", "gradcuit")  # a per-problem fit: latents, tau, K
+LATENT_WINDOW = ("latentseek", "random")  # LatentSeek's latents: a window of the CoT's last-layer states
 SAMPLED = ("bon", "sc")  # N sampled solutions
-REWARDED = ("latentseek", "random", "bon")  # the methods that call the reward
+REWARDED = ("latentseek", "random", "bon", "gradcuit")  # the methods that call the reward
+VERIFIERS = ("self", "single_verifier")  # rewards an LLM computes (the solver's engine or --model.reward_server)
 FILE_DATASETS = ("gsm8k", "math500", "aime2024", "jsonl")  # read from the hub or a file (not generated)
 
 # ------------------------------------------------------------------------------------------ tau and K
-DEFAULT_MAX_STEPS = 10  # K, the paper's iteration cap: --trainer.max_steps
+DEFAULT_MAX_STEPS = 10  # K, the paper's iteration cap: --trainer.max_steps (GradCuit's run script's too)
 
 
 def clears_tau(reward: float, tau: float) -> bool:
@@ -63,6 +69,22 @@ def max_steps(trainer: Mapping[str, Any]) -> int:
 
 
 ConfigError = OptionError  # an option value outside its type (range, choices), e.g. ``--model.rho 2``
+
+GRADCUIT_PREFIX = "Let's think about this problem and solve it step by step."  # GradCuit's scripts/run_example.sh:9
+
+# ------------------------------------------------------------------------------------------ a method's own defaults
+# The options whose default depends on the method: a method listed here takes these values unless the option is
+# given: on the command line, or by a config file. A config file's value of one of a method's own hyperparameters
+# (`METHOD_HYPERPARAMETERS`) is the config's method's, so it does not count once the command line changes the
+# method: the configs in configs/ hold LatentSeek's lr, so `--config configs/demo.yaml --method gradcuit` runs
+# GradCuit's lr 1e-3 with the demo's problems, reward, cap and K. Every other method, and every other option, has
+# the dataclass's default. GradCuit's are its code's and run script's (scripts/run_example.sh: --lr 0.001,
+# --max_new_tokens 2048; its only reward is the single verifier); its layer default (the middle block) depends on
+# the model and is `latent_layer` unset.
+METHOD_DEFAULTS: dict[str, dict[str, Any]] = {
+    "gradcuit": {"model.lr": 1e-3, "model.max_new_tokens": 2048, "model.reward": "single_verifier"},
+}
+METHOD_HYPERPARAMETERS = ("model.lr",)
 
 
 @dataclass
@@ -109,6 +131,22 @@ class SeekConfig:
         draft_tokens: speed only: greedy generation checks up to this many tokens copied from the row's own
             text (prompt-lookup drafts) in one forward, keeping those the model would have chosen; 0 decodes
             one token per forward. The tokens are the same, up to float noise.
+        insert_prefix: GradCuit: the text inserted right after the assistant header, whose states are optimised.
+        latent_layer: GradCuit: the decoder block whose input carries the prefix state (0: the embeddings; unset:
+            the model's middle block, n_blocks // 2).
+        step: GradCuit: ``gradient`` (the method) or ``random`` (its control: Gaussian moves of the norm of Adam's
+            first step, no gradient).
+        grad_clip: GradCuit: clip the offset's gradient norm to this (0: off, GradCuit's default).
+        first_targets: GradCuit's first update lowers the likelihood of ``text`` (the baseline answer's text
+            re-tokenised, without EOS: GradCuit's code) or ``ids`` (the ids it was generated as: the fix).
+        offset_dtype: GradCuit's offset and the sum init + offset: ``bf16`` (GradCuit's code: small steps are
+            rounded away, whatever the LLM's dtype) or ``fp32`` (the fix).
+        reward_server: URL of an OpenAI-compatible server (vLLM, SGLang, ``transformers serve``), e.g.
+            ``http://127.0.0.1:8000/v1``, that answers the verifier prompts (``self``, ``single_verifier``)
+            instead of the solver's own engine. Unset: the solver's engine.
+        reward_server_model: the model name sent to the server (unset: the first one it lists at /v1/models).
+        reward_server_timeout: seconds to wait for one verifier response.
+        reward_server_concurrency: at most this many verifier requests in flight at once (all problems together).
     """
 
     llm: str = "smollm2"
@@ -136,9 +174,26 @@ class SeekConfig:
     n_samples: PositiveInt = 4
     sample_temperature: Positive = 0.7
     draft_tokens: NonNegativeInt = 4
+    insert_prefix: str = GRADCUIT_PREFIX
+    latent_layer: NonNegativeInt | None = None
+    step: PrefixStep = "gradient"
+    grad_clip: NonNegative = 0.0
+    first_targets: FirstTargets = "text"
+    offset_dtype: OffsetDtype = "bf16"
+    reward_server: str | None = None
+    reward_server_model: str | None = None
+    reward_server_timeout: Positive = 300.0
+    reward_server_concurrency: PositiveInt = 16
 
     def __post_init__(self) -> None:
         check_fields(self, "--model.")
+
+    @classmethod
+    def for_method(cls, method: str, **values) -> "SeekConfig":
+        """The settings of `method` from Python: its own defaults (`METHOD_DEFAULTS`, e.g. GradCuit's lr 1e-3),
+        then `values`. (The command line applies them with `apply_method_defaults`.)"""
+        own = {option.split(".", 1)[1]: value for option, value in METHOD_DEFAULTS.get(method, {}).items()}
+        return cls(**{**own, **values})
 
 
 @dataclass
@@ -218,13 +273,19 @@ class IgnoredOptionError(UserError, ValueError):
 
 @dataclass(frozen=True)
 class UsedOnly:
-    """`options` are used only when the option `setting` has one of the values `among`; otherwise the run
-    would ignore them. `advice` says what to pass instead."""
+    """`options` are used only when the option `setting` has one of the values `among` (with `excluding`: none of
+    them); otherwise the run would ignore them. `advice` says what to pass instead."""
 
     options: tuple[str, ...]
     setting: str
     among: tuple
     advice: str
+    excluding: bool = False
+
+    def uses(self, value: Any) -> bool:
+        """Whether a run whose `setting` is `value` uses `options`."""
+        found = any(value == choice and type(value) is type(choice) for choice in self.among)
+        return found != self.excluding
 
 
 # Every option used by only some runs, in one table (`check_ignored_options` reads it; tests/test_ignored.py
@@ -236,18 +297,30 @@ USED_ONLY = (
              "pass --data.name jsonl (or gsm8k, math500, aime2024) to read a file"),
     UsedOnly(("data.arith_steps", "data.arith_seed", "data.arith_size"), "data.name", ("arith",),
              "pass --data.name arith to solve the generated arithmetic problems"),
-    UsedOnly(("model.rho", "model.max_latents", "model.start_fraction", "model.lr", "model.tau",
-              "model.samples_per_step", "model.temperature", "model.answer_selection", "model.reuse",
-              "trainer.max_steps"), "method", ITERATIVE, "it applies to --method latentseek or random"),
-    UsedOnly(("model.optimizer",), "method", ("latentseek",),
-             "it applies to --method latentseek (the random control's steps are Gaussian noise)"),
+    UsedOnly(("model.rho", "model.max_latents", "model.start_fraction", "model.samples_per_step",
+              "model.temperature"), "method", LATENT_WINDOW, "it applies to --method latentseek or random"),
+    UsedOnly(("model.lr", "model.tau", "model.answer_selection", "model.reuse", "trainer.max_steps"), "method",
+             ITERATIVE, "it applies to --method latentseek, random or gradcuit"),
+    UsedOnly(("model.insert_prefix", "model.latent_layer", "model.step", "model.grad_clip", "model.first_targets",
+              "model.offset_dtype"), "method", ("gradcuit",), "it applies to --method gradcuit"),
+    UsedOnly(("model.optimizer",), "method", ("latentseek", "gradcuit"),
+             "it applies to --method latentseek or gradcuit (the random control's steps are Gaussian noise)"),
+    UsedOnly(("model.optimizer", "model.grad_clip"), "model.step", ("gradient",),
+             "--model.step random moves the offset by Gaussian noise, without a gradient"),
     UsedOnly(("model.n_samples", "model.sample_temperature"), "method", SAMPLED, "it applies to --method bon or sc"),
     UsedOnly(("model.reward", "model.reward_args", "model.verifier_max_new_tokens", "model.verifier_sampling",
-              "model.format_rule", "model.verdict_parse"), "method", REWARDED,
-             "--method cot and sc use no reward; it applies to --method latentseek, random or bon"),
-    UsedOnly(("model.verifier_max_new_tokens", "model.verifier_sampling", "model.format_rule", "model.verdict_parse"),
-             "model.reward",
-             ("self",), "it applies to --model.reward self (the model judges its own answers)"),
+              "model.format_rule", "model.verdict_parse", "model.reward_server", "model.reward_server_model",
+              "model.reward_server_timeout", "model.reward_server_concurrency"), "method", REWARDED,
+             "--method cot and sc use no reward; it applies to --method latentseek, random, bon or gradcuit"),
+    UsedOnly(("model.verifier_max_new_tokens", "model.reward_server", "model.reward_server_model",
+              "model.reward_server_timeout", "model.reward_server_concurrency"), "model.reward", VERIFIERS,
+             "it applies to --model.reward self or single_verifier (an LLM judges the answers)"),
+    UsedOnly(("model.verifier_sampling", "model.format_rule", "model.verdict_parse"), "model.reward", ("self",),
+             "it applies to --model.reward self (the model judges its own answers)"),
+    UsedOnly(("model.reward_server_model", "model.reward_server_timeout", "model.reward_server_concurrency"),
+             "model.reward_server", (None,), "pass --model.reward_server URL", excluding=True),
+    UsedOnly(("model.verifier_sampling",), "model.reward_server", (None,),
+             "a --model.reward_server decodes greedily (temperature 0)"),
     UsedOnly(("seed_everything",), "seed_everything", (False,),
              "each problem is seeded from --seed and its id: pass --seed N"),
 )
@@ -269,14 +342,34 @@ def option_defaults() -> dict[str, Any]:
 
 def inapplicable_rules(values: Mapping[str, Any]) -> list[UsedOnly]:
     """The `USED_ONLY` rules whose options this run does not use (its setting is not among their values)."""
-    return [rule for rule in USED_ONLY
-            if not any(values.get(rule.setting) == value and type(values.get(rule.setting)) is type(value)
-                       for value in rule.among)]
+    return [rule for rule in USED_ONLY if not rule.uses(values.get(rule.setting))]
 
 
 def unused_options(values: Mapping[str, Any]) -> set[str]:
     """The options this run ignores (`USED_ONLY`): left out of the resume hash, since they change no result."""
     return {option for rule in inapplicable_rules(values) for option in rule.options if option != rule.setting}
+
+
+def is_given(option: str, setting: str, value: Any, default: Any, command_line: set[str]) -> bool:
+    """Whether the user gave `option` for a run whose `setting` decides what it means: it is on the command line,
+    or a config file set it (it differs from its default) and the command line did not change `setting`."""
+    if option in command_line:
+        return True
+    return setting not in command_line and value != default
+
+
+def apply_method_defaults(method: str, model: SeekConfig, command_line: set[str]) -> SeekConfig:
+    """`model` with `method`'s own defaults (`METHOD_DEFAULTS`) for every option of them that was not given
+    (`is_given`; for a hyperparameter, with the method as the setting it depends on): `--method gradcuit` runs lr
+    1e-3, while `--method gradcuit --model.lr 0.01` runs 0.01."""
+    defaults = option_defaults()
+    changes = {}
+    for option, value in METHOD_DEFAULTS.get(method, {}).items():
+        name = option.split(".", 1)[1]
+        setting = "method" if option in METHOD_HYPERPARAMETERS else ""  # "": no setting makes a config value moot
+        if not is_given(option, setting, getattr(model, name), defaults[option], command_line):
+            changes[name] = value
+    return replace(model, **changes) if changes else model
 
 
 def check_ignored_options(values: Mapping[str, Any], command_line: set[str]) -> None:
@@ -292,15 +385,14 @@ def check_ignored_options(values: Mapping[str, Any], command_line: set[str]) -> 
     defaults = option_defaults()
 
     def given(option: str, setting: str) -> bool:
-        if option in command_line:
-            return True
-        return setting not in command_line and values.get(option) != defaults.get(option)
+        return is_given(option, setting, values.get(option), defaults.get(option), command_line)
 
     for rule in inapplicable_rules(values):
         setting = values.get(rule.setting)
         for option in rule.options:
             if option in values and given(option, rule.setting):
                 why = (f"--{option} {setting} is ignored" if option == rule.setting else
+                       f"--{option} is ignored without --{rule.setting}" if rule.excluding else
                        f"--{option} is ignored with --{rule.setting} {setting}")
                 raise IgnoredOptionError(f"{why}; {rule.advice}")
     path, split = values.get("data.path"), values.get(HUB_ONLY)

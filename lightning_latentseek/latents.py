@@ -110,6 +110,7 @@ class RandomStep(torch.optim.Optimizer):
     def step(self, closure=None):
         for group in self.param_groups:
             for p in group["params"]:
-                noise = torch.randn(p.shape, generator=self.generator, dtype=torch.float32).to(p.device, p.dtype)
-                p.add_(noise * (adam_step_norm(p, group["lr"]) / noise.norm().clamp_min(1e-12)))
+                noise = torch.randn(p.shape, generator=self.generator, dtype=torch.float32)
+                # scaled in fp32, then cast: a bf16 parameter (GradCuit's offset) gets the same move, rounded once
+                p.add_((noise * (adam_step_norm(p, group["lr"]) / noise.norm().clamp_min(1e-12))).to(p.device, p.dtype))
         return None

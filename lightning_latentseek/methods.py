@@ -1,8 +1,9 @@
 """The methods, one function each: Problem -> Outcome.
 
-``latentseek`` (the paper), ``random`` (the same loop with random latent steps: a control), and the
-baselines ``cot`` (greedy), ``bon`` (Best-of-N by reward; with PSRM it is the oracle pass@N) and
-``sc`` (self-consistency, majority vote).
+``latentseek`` (the paper), ``random`` (the same loop with random latent steps: a control), ``gradcuit``
+(GradCuit: a prefix's states at a middle block; ``--model.step random`` is its control), and the baselines ``cot``
+(greedy), ``bon`` (Best-of-N by reward; with PSRM it is the oracle pass@N) and ``sc`` (self-consistency, majority
+vote).
 """
 
 from __future__ import annotations
@@ -16,9 +17,12 @@ import torch
 
 from lightning_latentseek.config import DEFAULT_MAX_STEPS, SeekConfig, clears_tau
 from lightning_latentseek.engine import GenerationEngine, Row, TemperatureSampler
+from lightning_latentseek.errors import UserError
 from lightning_latentseek.grading import Grader, normalize_number
 from lightning_latentseek.latents import latent_window
-from lightning_latentseek.module import LatentFault, LatentSeekModule
+from lightning_latentseek.module import GradCuitModule, LatentFault, LatentSeekModule
+from lightning_latentseek.prefix import OFFSET_DTYPES, middle_layer
+from lightning_latentseek.prefix_search import PrefixSearch
 from lightning_latentseek.problems import Problem
 from lightning_latentseek.prompts import solver_messages
 from lightning_latentseek.rewards import Reward, judge_many
@@ -96,8 +100,10 @@ def latentseek(problem: Problem, ctx: SolveContext, step: str = "reinforce") -> 
     elif n == 0:
         stop_reason = "no_latents"
     else:
-        stop_reason = _fit(search, cot.hidden[start:start + n], ctx, step)
-    return _latentseek_outcome("random" if step == "random" else "latentseek", search, n, stop_reason, cfg)
+        stop_reason = _fit(LatentSeekModule(search, cot.hidden[start:start + n], lr=cfg.lr, optimizer=cfg.optimizer,
+                                            samples_per_step=cfg.samples_per_step, temperature=cfg.temperature,
+                                            step=step, generator=torch.Generator().manual_seed(ctx.seed)), search, ctx)
+    return _search_outcome("random" if step == "random" else "latentseek", search, n, stop_reason, cfg)
 
 
 def random_control(problem: Problem, ctx: SolveContext) -> Outcome:
@@ -105,16 +111,14 @@ def random_control(problem: Problem, ctx: SolveContext) -> Outcome:
     return latentseek(problem, ctx, step="random")
 
 
-def _fit(search: ProblemSearch, latents: torch.Tensor, ctx: SolveContext, step: str) -> str:
-    """Run the per-problem Lightning fit; returns why it stopped. A fault inside the fit ends only this
-    problem, which keeps the answers found so far (the run frees memory after an OOM).
+def _fit(module: L.LightningModule, search, ctx: SolveContext) -> str:
+    """Run the per-problem Lightning fit of `module` (whose `search` holds the answers); returns why it stopped.
+    A fault inside the fit ends only this problem, which keeps the answers found so far (the run frees memory
+    after an OOM).
 
     A run fits each problem in a thread of its own (`solve.solve_concurrently`), which Ctrl-C never reaches:
     the main thread gets it and cancels the engine, so this fit ends with `EngineClosed`, raised through."""
     cfg = ctx.cfg
-    module = LatentSeekModule(search, latents, lr=cfg.lr, optimizer=cfg.optimizer,
-                              samples_per_step=cfg.samples_per_step, temperature=cfg.temperature, step=step,
-                              generator=torch.Generator().manual_seed(ctx.seed))
     trainer = ctx.make_trainer()
     try:
         trainer.fit(module)
@@ -125,7 +129,8 @@ def _fit(search: ProblemSearch, latents: torch.Tensor, ctx: SolveContext, step: 
     return "reward_above_tau" if clears_tau(search.reward, cfg.tau) else "max_steps"
 
 
-def _latentseek_outcome(method: str, search: ProblemSearch, n: int, stop_reason: str, cfg: SeekConfig) -> Outcome:
+def _search_outcome(method: str, search: ProblemSearch | PrefixSearch, n: int, stop_reason: str,
+                    cfg: SeekConfig) -> Outcome:
     chosen = search.best() if cfg.answer_selection == "best" else search.current.best
     best = search.best()
     samples = [s for it in search.history for s in it.samples]
@@ -144,18 +149,71 @@ def _latentseek_outcome(method: str, search: ProblemSearch, n: int, stop_reason:
     )
 
 
-def _sample_entry(search: ProblemSearch, sample: Sample) -> dict:
+def _sample_entry(search: ProblemSearch | PrefixSearch, sample: Sample) -> dict:
     return {"text": sample.text, "eos": sample.eos, "reward": sample.reward.value, "reused": sample.reused,
             "tokens": len(sample.tokens), "hit_cap": sample.hit_cap, "latent_text": search.llm.decode(sample.window),
             "reward_details": sample.reward.details}
 
 
-def _iterate_entry(search: ProblemSearch, it: Iterate, with_samples: bool) -> dict:
+def _iterate_entry(search: ProblemSearch | PrefixSearch, it: Iterate, with_samples: bool) -> dict:
     """One trajectory entry: the iteration's best sample, the step that led to it, and all samples when M > 1."""
     entry = {"iteration": it.iteration, **_sample_entry(search, it.best), "loss": it.loss, "step_norm": it.step_norm}
     if with_samples:
         entry["samples"] = [_sample_entry(search, s) for s in it.samples]
     return entry
+
+
+# --------------------------------------------------------------------------------------- GradCuit
+def gradcuit_layer(cfg: SeekConfig, llm) -> int:
+    """GradCuit's block L: `--model.latent_layer`, else the model's middle block; one line naming the option when
+    the model has no such block."""
+    blocks = llm.num_blocks
+    layer = middle_layer(blocks) if cfg.latent_layer is None else cfg.latent_layer
+    if layer >= blocks:
+        raise UserError(f"--model.latent_layer {layer}: {llm.name} has {blocks} decoder blocks (0..{blocks - 1})")
+    return layer
+
+
+def gradcuit(problem: Problem, ctx: SolveContext, step: str = "gradient") -> Outcome:
+    """GradCuit (arXiv 2608.02585) as its code runs it (`src/gradcuit/gradcuit.py`, G): problem -> GradCuit's
+    solver prompt (tokenised from the chat template's text, no special tokens added: G:288-292) + the inserted
+    prefix -> the baseline answer (greedy, no offset) and the prefix's input to block L (init) -> per-problem fit
+    (loss on the whole answer, step on the offset, regenerate, reward) until R > tau or K iterations -> the last
+    answer (`--model.answer_selection best`: the best-rewarded one).
+
+    `step="random"` (`--model.step random`) is its control: the same loop with Gaussian moves of the offset."""
+    cfg, llm = ctx.cfg, ctx.llm
+    layer = gradcuit_layer(cfg, llm)
+    if cfg.prompt != "boxed":
+        raise UserError(f"--method gradcuit --model.prompt {cfg.prompt}: GradCuit's JSON solver prompt "
+                        f"(src/prompts/solver_prompts.py:2-5) is not implemented; use --model.prompt boxed")
+    prefix = llm.encode(cfg.insert_prefix)
+    if not cfg.insert_prefix.strip() or not prefix:
+        raise UserError(f"--model.insert_prefix {cfg.insert_prefix!r}: GradCuit needs a non-empty prefix text")
+    messages = solver_messages(problem.question, cfg.prompt, problem.dataset, cfg.prompt_set)
+    prompt = llm.encode_chat(messages, add_special_tokens=False)
+    search = PrefixSearch(ctx.engine, problem, prompt, prefix, layer, ctx.reward, cfg.max_new_tokens,
+                          first_targets=cfg.first_targets, reuse=cfg.reuse)
+    if clears_tau(search.reward, cfg.tau):  # G:385 before the first update
+        stop_reason = "cot_above_tau"
+    elif ctx.max_steps == 0:
+        stop_reason = "max_steps"
+    elif not search.targets:  # G:396-398: the baseline answer's text is empty
+        stop_reason = "empty_answer"
+    else:
+        context = torch.tensor([search.context], dtype=torch.long, device=llm.device)
+        init = llm.block_input(context, layer)[0, search.start:]  # G:180-206
+        module = GradCuitModule(search, init, lr=cfg.lr, optimizer=cfg.optimizer, step=step, grad_clip=cfg.grad_clip,
+                                dtype=OFFSET_DTYPES[cfg.offset_dtype],
+                                generator=torch.Generator().manual_seed(ctx.seed))
+        stop_reason = _fit(module, search, ctx)
+    return _search_outcome("gradcuit" if step == "gradient" else "gradcuit_random", search, len(prefix), stop_reason,
+                           cfg)
+
+
+def gradcuit_method(problem: Problem, ctx: SolveContext) -> Outcome:
+    """`--method gradcuit`: GradCuit, or its random control with `--model.step random`."""
+    return gradcuit(problem, ctx, step=ctx.cfg.step)
 
 
 # --------------------------------------------------------------------------------------- baselines
@@ -241,4 +299,5 @@ def self_consistency(problem: Problem, ctx: SolveContext) -> Outcome:
 
 METHOD_FUNCTIONS: dict[str, Callable[[Problem, SolveContext], Outcome]] = {
     "latentseek": latentseek, "random": random_control, "cot": cot, "bon": best_of_n, "sc": self_consistency,
+    "gradcuit": gradcuit_method,
 }

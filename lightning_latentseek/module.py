@@ -1,4 +1,5 @@
-"""`LatentSeekModule`: one problem's fit. One `training_step` is one LatentSeek iteration."""
+"""One problem's fit: `LatentSeekModule` (one `training_step` is one LatentSeek iteration) and `GradCuitModule`
+(one GradCuit iteration)."""
 
 from __future__ import annotations
 
@@ -10,11 +11,23 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset
 
 from lightning_latentseek.config import Optimizer
+from lightning_latentseek.errors import UserError
 from lightning_latentseek.latents import LatentParameter, RandomStep, decode_windows, reinforce_loss
+from lightning_latentseek.prefix import PrefixOffset, answer_log_probs, prefix_loss
 from lightning_latentseek.search import ProblemSearch
 
 Step = Literal["reinforce", "random"]
-OPTIMIZERS = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD}  # keyed by `config.Optimizer`
+# keyed by `config.Optimizer`, with torch's defaults (GradCuit's G:153-167); Muon where the installed torch has it
+OPTIMIZERS = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD, "muon": getattr(torch.optim, "Muon", None)}
+
+
+def build_optimizer(name: str, params, lr: float) -> torch.optim.Optimizer:
+    """torch's optimizer `name` with its defaults and `lr`."""
+    cls = OPTIMIZERS[name]
+    if cls is None:
+        raise UserError(f"--model.optimizer {name}: torch {torch.__version__} has no torch.optim.Muon (torch >= 2.9 "
+                        f"has it); choose adam or sgd")
+    return cls(params, lr=lr)
 
 
 class LatentFault(RuntimeError):
@@ -64,7 +77,7 @@ class LatentSeekModule(L.LightningModule):
     def configure_optimizers(self):
         if self.hparams.step == "random":
             return RandomStep(self.latents.parameters(), lr=self.hparams.lr, generator=self.generator)
-        return OPTIMIZERS[self.hparams.optimizer](self.latents.parameters(), lr=self.hparams.lr)
+        return build_optimizer(self.hparams.optimizer, self.latents.parameters(), self.hparams.lr)
 
     def train_dataloader(self) -> DataLoader:
         return DataLoader(_Iterations(), batch_size=None)
@@ -100,4 +113,79 @@ class LatentSeekModule(L.LightningModule):
         self.log("step_norm", norm, on_step=True, on_epoch=False, batch_size=1)
         if loss is not None:
             self.log("loss", loss.detach(), on_step=True, on_epoch=False, batch_size=1)
+        return None if loss is None else loss.detach()
+
+
+class GradCuitModule(L.LightningModule):
+    """GradCuit's fit (`prefix`): the only parameter is the prefix offset delta (P, H), zero-initialised.
+
+    Like `LatentSeekModule`, the frozen LLM lives in `search` (a `PrefixSearch`), not in the module.
+
+    Args:
+        search: the problem's search (prompt, prefix, baseline answer, reward, trajectory).
+        init: the prefix's input to block L, (P, H), from one forward of [prompt, prefix] without a cache.
+        lr, optimizer: delta's optimizer (``adam``, GradCuit's default, ``sgd`` or ``muon``), torch's defaults.
+        step: ``gradient`` (GradCuit) or ``random`` (its control: Gaussian moves of the norm of Adam's first step,
+            no gradient).
+        grad_clip: clip delta's gradient norm to this (0: off, GradCuit's default; G:448-449).
+        dtype: delta's dtype: bf16 (GradCuit's: the sum init + delta rounded as in bf16) or fp32.
+        generator: seeds the random control's steps.
+    """
+
+    def __init__(self, search, init: torch.Tensor, lr: float = 1e-3, optimizer: Optimizer = "adam",
+                 step: Literal["gradient", "random"] = "gradient", grad_clip: float = 0.0,
+                 dtype: torch.dtype = torch.bfloat16, generator: torch.Generator | None = None):
+        super().__init__()
+        self.automatic_optimization = False  # the step sits between the loss and the regeneration
+        self.save_hyperparameters({"lr": lr, "optimizer": optimizer, "step": step, "grad_clip": grad_clip,
+                                   "n_latents": int(init.shape[0]), "dtype": str(dtype).removeprefix("torch.")})
+        self.search = search
+        self.offset = PrefixOffset(init, dtype)
+        self.generator = generator
+
+    @property
+    def reward(self) -> float:
+        """The latest answer's reward (what `RewardThreshold` compares with tau)."""
+        return self.search.reward
+
+    def configure_optimizers(self):
+        if self.hparams.step == "random":
+            return RandomStep([self.offset.delta], lr=self.hparams.lr, generator=self.generator)
+        return build_optimizer(self.hparams.optimizer, [self.offset.delta], self.hparams.lr)
+
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader(_Iterations(), batch_size=None)
+
+    def training_step(self, batch, batch_idx):
+        """One GradCuit iteration (G:399-474):
+
+        1. loss = -R * sum_t log p(y_t) over every token of the current answer (its targets), teacher-forced
+           without a cache with init + delta injected at block L; backward; clip (if on); one optimizer step;
+        2. regenerate the whole answer greedily with the new state injected; 3. reward it (`PrefixSearch.step`).
+        The random control replaces 1 by a Gaussian move of delta (no gradient)."""
+        search = self.search
+        optimizer = self.optimizers()
+        delta = self.offset.delta
+        before = delta.detach().float().clone()
+        loss = None
+        if self.hparams.step == "gradient":
+            optimizer.zero_grad()
+            log_probs = answer_log_probs(search.llm, search.context, search.targets, search.injection(self.offset()))
+            loss = prefix_loss(log_probs, search.reward)
+            if not torch.isfinite(loss):
+                raise LatentFault(f"non-finite loss {loss.item()} at iteration {len(search.history)}")
+            self.manual_backward(loss)
+            if self.hparams.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_([delta], self.hparams.grad_clip)
+        optimizer.step()
+        norm = float((delta.detach().float() - before).norm())
+        if not torch.isfinite(delta).all():
+            raise LatentFault(f"non-finite prefix offset after iteration {len(search.history)}")
+        with torch.no_grad():
+            state = self.offset()
+        iterate = search.step(state, loss=None if loss is None else float(loss.detach()), step_norm=norm)
+        self.log("reward", iterate.best.reward.value, on_step=True, on_epoch=False, batch_size=1)
+        self.log("step_norm", norm, on_step=True, on_epoch=False, batch_size=1)
+        if loss is not None:
+            self.log("loss", loss.detach().float(), on_step=True, on_epoch=False, batch_size=1)
         return None if loss is None else loss.detach()

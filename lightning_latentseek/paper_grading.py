@@ -57,12 +57,12 @@ def _clean_number(num: str) -> str:
     return re.sub(r"\s", "", re.sub(r",", "", re.sub(r"[$€£¥]", "", num)))
 
 
-def extract_number(text: str | None) -> str | None:
+def extract_number(text: str | None, rules: tuple[re.Pattern, ...] = _RULES) -> str | None:
     """The original's `_extract_answer` (utils.py:239-303)."""
     if text is None:
         return None
     text = text.strip()
-    for rule in _RULES:
+    for rule in rules:
         found = rule.search(text)
         if found:
             return _clean_number(found.group(1))
@@ -74,6 +74,17 @@ def extract_number(text: str | None) -> str | None:
                 return _clean_number(found.group(1))
     numbers = _ANY_NUMBER.findall(text)
     return _clean_number(numbers[-1]) if numbers else None
+
+
+# GradCuit's `_extract_answer` (github:Yuzhaoxin946/GradCuit src/extract_judge_answer/utils.py:538-602, MIT) is the
+# original's without the "= number" rule (commented out there, :574-578).
+_RULES_GRADCUIT = tuple(rule for rule in _RULES if not rule.pattern.startswith("="))
+
+
+def extract_number_gradcuit(text: str | None) -> str | None:
+    """GradCuit's `_extract_answer` (its GSM8K and AIME extraction, and its single verifier's): `extract_number`
+    without the "= number" rule. A lone "," counts as a number and can give ""."""
+    return extract_number(text, _RULES_GRADCUIT)
 
 
 def extract_number_qwen15b(text: str | None) -> str | None:

@@ -16,6 +16,14 @@ from lightning_latentseek.problems import Problem
 
 RESULTS = "results.jsonl"
 RUN_CONFIG = "run_config.json"
+# Stop reasons of problems that ended without a result of their method (their verifier server failed): their
+# records are kept and shown, but a resume solves them again (`finished_records`).
+UNFINISHED = ("reward_unavailable",)
+
+
+def is_finished(record: dict) -> bool:
+    """A solved problem's record (not a skipped row's, not an unfinished problem's)."""
+    return not record.get("skipped") and record.get("stop_reason") not in UNFINISHED
 
 
 # ------------------------------------------------------------------------------------------ records
@@ -125,28 +133,37 @@ class ResultsWriter:
         self._file.close()
 
 
-def finished_records(out_dir: Path, config_hash: str) -> dict[str, dict]:
-    """Every complete record of this configuration in `out_dir` (merged file and rank files), by problem id.
-
-    A record of another configuration that slipped in, or a skipped row's record, never counts as
-    finished: that problem is solved again.
-    """
+def current_records(out_dir: Path, config_hash: str) -> dict[str, dict]:
+    """The latest record of each problem of this configuration in `out_dir` (merged file and rank files), by problem
+    id: a finished one when there is one, else an unfinished one (`UNFINISHED`). Skipped rows' records and records of
+    another configuration that slipped in are left out."""
     found: dict[str, dict] = {}
     for path in results_files(out_dir):
         for record in read_records(path):
-            if record.get("config_hash") == config_hash and not record.get("skipped"):
-                found[str(record["id"])] = record
+            if record.get("config_hash") != config_hash or record.get("skipped"):
+                continue
+            key = str(record["id"])
+            if is_finished(record) or key not in found or not is_finished(found[key]):
+                found[key] = record
     return found
+
+
+def finished_records(out_dir: Path, config_hash: str) -> dict[str, dict]:
+    """Every finished record of this configuration in `out_dir`, by problem id: what a resume skips. A record of
+    another configuration, a skipped row's record or an unfinished problem's never counts: that problem is solved
+    again."""
+    return {key: record for key, record in current_records(out_dir, config_hash).items() if is_finished(record)}
 
 
 def merge(out_dir: Path, order: Iterable[str], config_hash: str, skipped: Iterable[dict] = (),
           final: bool = True) -> list[dict]:
-    """Write results.jsonl: the finished records in dataset order, then the `skipped` rows' records.
+    """Write results.jsonl: the problems' records in dataset order (finished ones, and unfinished ones of problems
+    that have no finished record yet), then the `skipped` rows' records.
 
     `final` drops the rank files once their records are in results.jsonl; otherwise they are kept
     (a rank may still be appending to its file) and stay part of the results.
     """
-    found = finished_records(out_dir, config_hash)
+    found = current_records(out_dir, config_hash)
     order = list(order)
     position = {pid: i for i, pid in enumerate(order)}
     records = sorted(found.values(), key=lambda r: position.get(str(r["id"]), len(order))) + list(skipped)

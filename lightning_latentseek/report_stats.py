@@ -11,12 +11,15 @@ from typing import Iterable
 from lightning_latentseek.config import clears_tau
 
 # Methods whose records count judged answers as reward calls (see `reward_calls`).
-SEARCH_METHODS = ("latentseek", "random")
+SEARCH_METHODS = ("latentseek", "random", "gradcuit", "gradcuit_random")
 
 
 def solved(records: Iterable[dict]) -> list[dict]:
-    """The records of problems that were solved (rows skipped as malformed are left out)."""
-    return [r for r in records if not r.get("skipped")]
+    """The records of problems that were solved (rows skipped as malformed, and problems that ended without a
+    reward, `records.UNFINISHED`, are left out)."""
+    from lightning_latentseek.records import is_finished
+
+    return [r for r in records if is_finished(r)]
 
 
 def wilson_interval(successes: float, n: int, z: float = 1.96) -> tuple[float, float]:

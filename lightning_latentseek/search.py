@@ -47,6 +47,36 @@ class Iterate:
         return max(self.samples, key=lambda s: s.reward.value)
 
 
+class AnswerJudge:
+    """R(x, c) for one problem's answers, each ended by its `eos` text: the same answer twice in one call is judged
+    once, and one judged before in this problem is not judged again when the reward is deterministic (and `reuse`).
+    Each judgement has an index in the problem (0: the first answer's), which seeds a sampling verifier."""
+
+    def __init__(self, reward: Reward, problem: Problem, reuse: bool = True):
+        self.reward, self.problem = reward, problem
+        self.reuse = reuse and getattr(reward, "deterministic", True)
+        self.verifier_tokens = 0  # tokens the reward generated for this problem
+        self.judgements = 0  # answers judged so far (the index of the next judgement)
+        self._rewards: dict[tuple[str, str], RewardResult] = {}
+
+    def __call__(self, texts: Sequence[str], eos: Sequence[str]) -> list[RewardResult]:
+        keys = list(zip(texts, eos))
+        new = [k for k in dict.fromkeys(keys) if not (self.reuse and k in self._rewards)]
+        if new:
+            calls = list(range(self.judgements, self.judgements + len(new)))
+            self.judgements += len(new)
+            results = judge_many(self.reward, self.problem, [t for t, _ in new], eos=[e for _, e in new],
+                                 calls=calls)
+            for key, result in zip(new, results):
+                self._rewards[key] = result
+                self.verifier_tokens += result.verifier_tokens
+        return [self._rewards[k] for k in keys]
+
+    def judged(self, text: str, eos: str) -> bool:
+        """Whether this answer's reward would be reused (judged before, reward deterministic)."""
+        return self.reuse and (text, eos) in self._rewards
+
+
 class ProblemSearch:
     """Continue and reward decoded windows for one problem; remembers every answer it produced."""
 
@@ -58,12 +88,9 @@ class ProblemSearch:
         self.window = (start, n)
         self.max_new_tokens = max_new_tokens
         self.reuse = reuse
-        self.reuse_rewards = reuse and getattr(reward, "deterministic", True)
         self.solver_tokens = len(cot.tokens)  # tokens the solver generated for this problem (CoT + continuations)
-        self.verifier_tokens = 0  # tokens the reward generated for this problem
-        self.judgements = 0  # answers judged so far (the index of the next judgement)
+        self.judge = AnswerJudge(reward, problem, reuse)
         self._answers: dict[tuple[int, ...], tuple[list[int], bool]] = {}
-        self._rewards: dict[tuple[str, str], RewardResult] = {}
         window = list(cot.tokens[start:start + n])
         if cot.tokens and cot.tokens[-1] in self.llm.continuation_stop_ids:
             # The continuation of the CoT's own window is the CoT itself, as long as the CoT ended at EOS: a CoT
@@ -108,16 +135,9 @@ class ProblemSearch:
         return iterate
 
     def _judge(self, texts: list[str], eos: list[str]) -> list[RewardResult]:
-        """R(x, c) for each text (ended by its `eos` text); the same answer twice in one call is judged once, and
-        one judged before in this problem is not judged again when the reward is deterministic."""
-        keys = list(zip(texts, eos))
-        new = [k for k in dict.fromkeys(keys) if not (self.reuse_rewards and k in self._rewards)]
-        if new:
-            calls = list(range(self.judgements, self.judgements + len(new)))
-            self.judgements += len(new)
-            results = judge_many(self.reward_fn, self.problem, [t for t, _ in new], eos=[e for _, e in new],
-                                 calls=calls)
-            for key, result in zip(new, results):
-                self._rewards[key] = result
-                self.verifier_tokens += result.verifier_tokens
-        return [self._rewards[k] for k in keys]
+        return self.judge(texts, eos)
+
+    @property
+    def verifier_tokens(self) -> int:
+        """Tokens the reward generated for this problem."""
+        return self.judge.verifier_tokens

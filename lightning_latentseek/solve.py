@@ -27,15 +27,17 @@ import lightning as L
 import torch
 
 from lightning_latentseek.callbacks import ProblemCallback, RecordWriter, RewardThreshold, RichProblemProgress, RunLogger
-from lightning_latentseek.config import (REWARDED, DataConfig, RunOptions, SeekConfig, max_steps, resolved_options,
-                                         unused_options)
+from lightning_latentseek.config import (ITERATIVE, REWARDED, VERIFIERS, DataConfig, RunOptions, SeekConfig, max_steps,
+                                         resolved_options, unused_options)
 from lightning_latentseek.engine import GenerationEngine, load_llm, resolve_llm_source
 from lightning_latentseek.errors import UserError
 from lightning_latentseek.grading import Grader
 from lightning_latentseek.methods import METHOD_FUNCTIONS, Outcome, SolveContext
 from lightning_latentseek.problems import Problem, ProblemDataError, load_problems_with_errors
-from lightning_latentseek.records import RESULTS, RUN_CONFIG, build_record, config_hash, finished_records, merge
-from lightning_latentseek.rewards import build_reward, check_reward_args
+from lightning_latentseek.records import (RESULTS, RUN_CONFIG, UNFINISHED, build_record, config_hash, finished_records,
+                                          merge)
+from lightning_latentseek.rewards import RewardUnavailable, build_reward, check_reward_args
+from lightning_latentseek.rewards.server import ChatServer
 from lightning_latentseek.seeds import stable_seed
 from lightning_latentseek.summary import summarize, summary_markdown
 
@@ -79,7 +81,10 @@ class RunSpec:
         # option, so adding or changing one never turns its finished records away.
         unused = unused_options(resolved_options(RunOptions(method=self.method), self.model, self.data, self.trainer))
         model = {k: v for k, v in dataclasses.asdict(self.model).items() if f"model.{k}" not in unused}
-        model.pop("draft_tokens")  # speed only, as the batch size: a run may resume with another value
+        # speed only, as the batch size: a run may resume with another value; and how the verifier server is reached
+        # (a run may resume on another server, or in process: serve the same verifier model)
+        for key in ("draft_tokens", "reward_server", "reward_server_timeout", "reward_server_concurrency"):
+            model.pop(key, None)
         data = {k: getattr(self.data, k) for k in ("name", "path", "split", "question_field", "answer_field",
                                                    "arith_steps", "arith_seed") if f"data.{k}" not in unused}
         precision, dtype = resolve_precision(self.trainer, accelerator)
@@ -262,6 +267,7 @@ def run(spec: RunSpec) -> dict | None:
     resolve_llm_source(spec.model.llm)  # a wrong --model.llm or --model.reward(_args) fails before any work
     if spec.method in REWARDED:
         check_reward_args(spec.model.reward, spec.model.reward_args)
+    server = connect_reward_server(spec)  # a server that cannot be reached: a user error, before any work
     accelerator = resolve_accelerator(spec.trainer)
     devices = count_devices(spec.trainer, accelerator)
     num_nodes = int(spec.trainer.get("num_nodes") or 1)
@@ -281,7 +287,7 @@ def run(spec: RunSpec) -> dict | None:
     shard = [p for i, p in enumerate(problems) if i % rank.world == rank.rank and str(p.id) not in done]
     run_logger = RunLogger(spec.trainer.get("logger"), run_config(spec), spec.max_steps) if rank.rank == 0 else None
     try:
-        solve_shard(spec, shard, rank, accelerator, devices, out_dir, digest, run_logger)
+        solve_shard(spec, shard, rank, accelerator, devices, out_dir, digest, run_logger, server)
         unfinished = wait_for_all_ranks(store, rank, children) if rank.rank == 0 else {}
         interrupted = False
     except KeyboardInterrupt:
@@ -291,6 +297,9 @@ def run(spec: RunSpec) -> dict | None:
     except BaseException:
         stop_children(children)
         raise
+    finally:
+        if server is not None:
+            server.close()
     if rank.rank > 0:
         store.set(f"end/{rank.rank}", "interrupted" if interrupted else "done")
         if interrupted:
@@ -303,7 +312,21 @@ def run(spec: RunSpec) -> dict | None:
         print(f"Stopped early ({stopped}): {summary['n']} of {len(problems)} problems are done; "
               f"rerun the same command to solve the rest.", file=sys.stderr)
         raise SystemExit(130 if interrupted or "interrupted" in unfinished.values() else 1)
+    if summary.get("unfinished"):
+        print(f"Incomplete: {summary['unfinished']} of {len(problems)} problems ended without a reward "
+              f"({', '.join(UNFINISHED)}); rerun the same command to solve them again.", file=sys.stderr)
+        raise SystemExit(1)
     return summary
+
+
+def connect_reward_server(spec: RunSpec) -> ChatServer | None:
+    """The run's verifier server (`--model.reward_server`), checked: None when the run's reward is answered in
+    process."""
+    model = spec.model
+    if spec.method not in REWARDED or model.reward not in VERIFIERS or not model.reward_server:
+        return None
+    return ChatServer.connect(model.reward_server, model.reward_server_model, model.reward_server_timeout,
+                              model.reward_server_concurrency)
 
 
 def load_problems(data: DataConfig) -> tuple[list[Problem], list[ProblemDataError]]:
@@ -316,9 +339,9 @@ def load_problems(data: DataConfig) -> tuple[list[Problem], list[ProblemDataErro
 
 
 def solve_shard(spec: RunSpec, shard: list[Problem], rank: Rank, accelerator: str, local_ranks: int, out_dir: Path,
-                digest: str, run_logger: RunLogger | None = None) -> None:
+                digest: str, run_logger: RunLogger | None = None, server: ChatServer | None = None) -> None:
     """Solve this rank's problems, `--data.batch_size` at a time, appending each finished record to this
-    rank's results file as soon as it is done."""
+    rank's results file as soon as it is done. `server` answers the verifier reward's prompts (else the engine)."""
     _, dtype = resolve_precision(spec.trainer, accelerator)
     listed = spec.trainer.get("devices")
     device_index = listed[rank.local_rank] if isinstance(listed, (list, tuple)) else rank.local_rank
@@ -343,6 +366,7 @@ def solve_shard(spec: RunSpec, shard: list[Problem], rank: Rank, accelerator: st
         grader = Grader(spec.model.prompt, spec.model.extraction, spec.model.grading, spec.model.llm)
         reward = None if spec.method not in REWARDED else build_reward(
             spec.model.reward, engine=engine, prompt=spec.model.prompt, args=spec.model.reward_args, grader=grader,
+            server=server,
             prompt_set=spec.model.prompt_set, max_new_tokens=spec.model.verifier_max_new_tokens,
             sampling=spec.model.verifier_sampling, seed=spec.seed, format_rule=spec.model.format_rule,
             verdict_parse=spec.model.verdict_parse)
@@ -359,6 +383,9 @@ def solve_shard(spec: RunSpec, shard: list[Problem], rank: Rank, accelerator: st
                 # Out of memory outside a fit (the CoT, a baseline's samples; `_fit` handles its own):
                 # this problem ends without an answer, the run goes on.
                 return Outcome(method=spec.method, text="", tokens=0, stop_reason="out_of_memory")
+            except RewardUnavailable:
+                # The verifier server failed (retries spent): the problem ends unfinished (a resume solves it again)
+                return Outcome(method=spec.method, text="", tokens=0, stop_reason="reward_unavailable")
 
         def started(problem: Problem) -> None:
             for cb in problem_callbacks:
@@ -508,7 +535,7 @@ def finish(out_dir: Path, spec: RunSpec, problems: list[Problem], bad_rows: list
         from lightning_latentseek.report_stats import cot_vs_final_line
 
         print_table([(f"{spec.method} ({out_dir})", summary)])
-        line = cot_vs_final_line(records) if spec.method in ("latentseek", "random") else None
+        line = cot_vs_final_line(records) if spec.method in ITERATIVE else None
         if line:
             print(line)
     return summary

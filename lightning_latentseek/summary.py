@@ -38,7 +38,8 @@ def accuracy_by_iteration(records: list[dict], max_iterations: int) -> list[floa
 
 def summarize(records: list[dict], config: dict, max_iterations: int) -> dict:
     """summary.json: counts, accuracy with its Wilson 95% interval, means per problem, stop reasons and the
-    accuracy after each iteration, over the solved records (rows skipped as malformed are only counted)."""
+    accuracy after each iteration, over the solved records (rows skipped as malformed, and problems that ended
+    without a reward (`unfinished`: a resume solves them again), are only counted)."""
     rows = solved(records)
     n = len(rows)
     correct = sum(bool(r.get("correct")) for r in rows)
@@ -47,7 +48,8 @@ def summarize(records: list[dict], config: dict, max_iterations: int) -> dict:
         stop_reasons[r.get("stop_reason")] = stop_reasons.get(r.get("stop_reason"), 0) + 1
     return {
         "n": n,
-        "skipped": len(records) - n,
+        "skipped": sum(bool(r.get("skipped")) for r in records),
+        "unfinished": len(records) - n - sum(bool(r.get("skipped")) for r in records),
         "method": config.get("method"),
         "cot_accuracy": _mean(float(bool(r["cot_correct"])) for r in rows if r.get("cot_correct") is not None),
         "accuracy": correct / n if n else None,

@@ -46,3 +46,12 @@ def all_threads():
     torch.set_num_threads(os.cpu_count() or 1)
     yield
     torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session")
+def served_dir(tmp_path_factory):
+    """The embedded SmolLM2 as a plain transformers directory (tests/server_fixture.py), built once per session: what
+    `transformers serve` serves, and a fast-loading --model.llm with the same weights."""
+    from server_fixture import build_served_dir
+
+    return build_served_dir(tmp_path_factory.mktemp("served") / "smollm2")

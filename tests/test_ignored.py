@@ -51,13 +51,31 @@ def test_the_issues_case_data_path_with_the_generated_dataset(tmp_path, capsys):
     (values("cot", model={"samples_per_step": 4}), [],
      "--model.samples_per_step is ignored with --method cot; it applies to --method latentseek or random"),
     (values("bon", trainer={"max_steps": 3}), [],
-     "--trainer.max_steps is ignored with --method bon; it applies to --method latentseek or random"),
+     "--trainer.max_steps is ignored with --method bon; it applies to --method latentseek, random or gradcuit"),
     (values("sc", model={"reward": "psrm"}), [],
      "--model.reward is ignored with --method sc; --method cot and sc use no reward; it applies to --method "
-     "latentseek, random or bon"),
+     "latentseek, random, bon or gradcuit"),
     (values("random", model={"optimizer": "sgd"}), [],
-     "--model.optimizer is ignored with --method random; it applies to --method latentseek (the random control's "
-     "steps are Gaussian noise)"),
+     "--model.optimizer is ignored with --method random; it applies to --method latentseek or gradcuit (the random "
+     "control's steps are Gaussian noise)"),
+    (values("gradcuit", model={"rho": 0.5}), [],
+     "--model.rho is ignored with --method gradcuit; it applies to --method latentseek or random"),
+    (values(model={"latent_layer": 7}), [],
+     "--model.latent_layer is ignored with --method latentseek; it applies to --method gradcuit"),
+    (values("gradcuit", model={"step": "random"}), ["model.optimizer"],
+     "--model.optimizer is ignored with --model.step random; --model.step random moves the offset by Gaussian noise, "
+     "without a gradient"),
+    (values("gradcuit", model={"reward": "psrm", "reward_server": "http://h:8000/v1"}), [],
+     "--model.reward_server is ignored with --model.reward psrm; it applies to --model.reward self or "
+     "single_verifier (an LLM judges the answers)"),
+    (values("gradcuit", model={"reward": "single_verifier", "reward_server_timeout": 60.0}), [],
+     "--model.reward_server_timeout is ignored without --model.reward_server; pass --model.reward_server URL"),
+    (values(model={"reward_server": "http://h:8000/v1", "verifier_sampling": "model"}), [],
+     "--model.verifier_sampling is ignored with --model.reward_server http://h:8000/v1; a --model.reward_server "
+     "decodes greedily (temperature 0)"),
+    (values("gradcuit", model={"reward": "single_verifier", "format_rule": True}), [],
+     "--model.format_rule is ignored with --model.reward single_verifier; it applies to --model.reward self (the "
+     "model judges its own answers)"),
     (values(model={"reward": "psrm", "verifier_sampling": "model"}), [],
      "--model.verifier_sampling is ignored with --model.reward psrm; it applies to --model.reward self (the model "
      "judges its own answers)"),
@@ -66,7 +84,8 @@ def test_the_issues_case_data_path_with_the_generated_dataset(tmp_path, capsys):
     (values(data={"path": "rows.jsonl", "split": "train"}), [],
      "--data.split train is ignored with the local file --data.path rows.jsonl; a split chooses part of a hub dataset"),
     # on the command line, even at its default value
-    (values("cot"), ["model.lr"], "--model.lr is ignored with --method cot; it applies to --method latentseek or random"),
+    (values("cot"), ["model.lr"],
+     "--model.lr is ignored with --method cot; it applies to --method latentseek, random or gradcuit"),
     (values(model={"reward": "constant"}), ["model.format_rule"],
      "--model.format_rule is ignored with --model.reward constant; it applies to --model.reward self (the model judges "
      "its own answers)"),
@@ -93,6 +112,12 @@ def test_defaults_and_used_options_pass():
     check_ignored_options(values(model={"verifier_max_new_tokens": 48}), {"model.verifier_max_new_tokens"})
     check_ignored_options(values(data={"name": "arith", "arith_steps": 2, "limit": 5}), {"data.name", "data.arith_steps"})
     check_ignored_options(values(data={"name": "gsm8k", "split": "train"}), {"data.split"})  # a hub dataset's split
+    check_ignored_options(values("gradcuit", model={"lr": 0.01, "latent_layer": 3, "optimizer": "muon",
+                                                    "grad_clip": 1.0, "reward": "single_verifier",
+                                                    "reward_server": "http://h:8000/v1", "reward_server_timeout": 9.0,
+                                                    "verifier_max_new_tokens": 64}),
+                          {"method", "model.lr", "model.latent_layer", "model.optimizer", "model.reward_server"})
+    check_ignored_options(values("gradcuit", model={"step": "random", "lr": 0.01}), {"model.step", "model.lr"})
 
 
 def test_every_option_is_classified():

@@ -294,7 +294,7 @@ def test_summary_json_and_the_report_give_the_same_numbers(tmp_path):
     config = {"method": "latentseek", "max_steps": 2, "model": {"reward": "self", "tau": -0.2}}
     summary = json.loads(json.dumps(summarize(SEEK_RECORDS, config, max_iterations=2)))  # as summary.json holds it
     # Wilson, 1 of 3, z 1.96: centre 0.426917, half-width 0.365427
-    expected = {"n": 3, "skipped": 1, "method": "latentseek", "accuracy": 1 / 3,
+    expected = {"n": 3, "skipped": 1, "unfinished": 0, "method": "latentseek", "accuracy": 1 / 3,
                 "accuracy_ci95": [0.0614903152761605, 0.7923450448735121],
                 "cot_accuracy": 1 / 3, "mean_iterations": 4 / 3, "mean_reward_calls": 4.0, "mean_solver_tokens": 200.0,
                 "mean_verifier_tokens": 60.0, "seconds_per_problem": 3.0,

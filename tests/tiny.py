@@ -199,3 +199,51 @@ class HoldAfterFirstRecord(ProblemCallback):
             json.dump({"ended": problem.id, "in_flight": in_flight}, f)
         os.replace(self.path + ".tmp", self.path)
         threading.Event().wait()
+
+
+class KillServerAfterFirstRecord(ProblemCallback):
+    """A problem callback (``trainer.callbacks``) that SIGKILLs the verifier server (its process group `pid`) once the
+    first record is written, and waits until its `port` refuses connections: the problems after it meet a dead
+    server."""
+
+    def __init__(self, pid: int, port: int):
+        self.pid, self.port, self.done = pid, port, False
+
+    def on_problem_end(self, problem, record):
+        import os
+        import signal
+        import socket
+        import time
+
+        if self.done:
+            return
+        self.done = True
+        os.killpg(self.pid, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+            except OSError:
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"the server on port {self.port} still accepts connections")
+
+
+class UnavailableReward(LengthReward):
+    """Fails like a dead verifier server (`RewardUnavailable`) for the problem `fail_id` from its `after`-th call on,
+    while the file `gate` does not exist (a resume creates it: the server is back)."""
+
+    def __init__(self, fail_id: str, gate: str, after: int = 1):
+        super().__init__()
+        self.fail_id, self.gate, self.after, self.calls = fail_id, gate, after, 0
+
+    def __call__(self, problem, answer):
+        import os
+
+        from lightning_latentseek.rewards import RewardUnavailable
+
+        if problem.id == self.fail_id and not os.path.exists(self.gate):
+            self.calls += 1
+            if self.calls > self.after:
+                raise RewardUnavailable("the verifier server failed 4 times: ConnectionRefusedError")
+        return super().__call__(problem, answer)

@@ -1,4 +1,6 @@
-"""Rewards are plug-ins: ``self``, ``psrm``, ``constant`` or an import path ``pkg.module.ClassName``."""
+"""Rewards are plug-ins: ``self``, ``single_verifier``, ``psrm``, ``constant`` or an import path
+``pkg.module.ClassName``. The verifier rewards (``self``, ``single_verifier``) are answered by the solver's engine or
+by an OpenAI-compatible server (`server.ChatServer`, `--model.reward_server`)."""
 
 from __future__ import annotations
 
@@ -6,13 +8,13 @@ import importlib
 import inspect
 
 from lightning_latentseek.errors import UserError
-from lightning_latentseek.rewards.base import ConstantReward, Reward, RewardResult, judge_many
+from lightning_latentseek.rewards.base import ConstantReward, Reward, RewardResult, RewardUnavailable, judge_many
 from lightning_latentseek.rewards.psrm import PerfectSparseReward
 from lightning_latentseek.typed import check_arguments
 
-__all__ = ["ConstantReward", "PerfectSparseReward", "Reward", "RewardError", "RewardResult", "build_reward",
-           "check_reward_args", "judge_many", "reward_class"]
-BUILTIN = ("self", "psrm", "constant")
+__all__ = ["ConstantReward", "PerfectSparseReward", "Reward", "RewardError", "RewardResult", "RewardUnavailable",
+           "build_reward", "check_reward_args", "judge_many", "reward_class"]
+BUILTIN = ("self", "single_verifier", "psrm", "constant")
 
 
 class RewardError(UserError, ValueError):
@@ -29,6 +31,10 @@ def reward_class(spec: str) -> type:
         from lightning_latentseek.rewards.self_reward import SelfReward
 
         return SelfReward
+    if spec == "single_verifier":
+        from lightning_latentseek.rewards.single_verifier import SingleVerifier
+
+        return SingleVerifier
     module_name, _, class_name = spec.rpartition(".")
     if not module_name:
         raise RewardError(f"--model.reward {spec!r}: expected one of {', '.join(BUILTIN)} "
@@ -40,18 +46,33 @@ def reward_class(spec: str) -> type:
 
 
 def check_reward_args(spec: str, args: dict | None) -> dict:
-    """`--model.reward_args` checked against the annotations of the reward's constructor (`typed.check_arguments`):
-    a bad choice or range is one line naming ``--model.reward_args.<name>``. The run calls it before any work."""
-    return check_arguments(reward_class(spec), dict(args or {}), "--model.reward_args.")
+    """`--model.reward_args` checked against the reward's constructor: a name it does not take, or a bad choice or
+    range of its annotations (`typed.check_arguments`), is one line naming ``--model.reward_args.<name>``. The run
+    calls it before any work."""
+    cls = reward_class(spec)
+    args = dict(args or {})
+    try:
+        accepted = inspect.signature(cls).parameters
+    except (TypeError, ValueError):  # no signature to read: the constructor checks its own arguments
+        accepted = None
+    if accepted is not None and not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values()):
+        unknown = [name for name in args if name not in accepted or name in ("engine", "server", "grader")]
+        if unknown:
+            takes = [n for n, p in accepted.items() if n not in ("self", "engine", "server", "grader")
+                     and p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)]
+            raise RewardError(f"--model.reward_args.{unknown[0]}: --model.reward {spec} takes no such argument "
+                              f"(it takes: {', '.join(takes) or 'none'})")
+    return check_arguments(cls, args, "--model.reward_args.")
 
 
 def build_reward(spec: str, *, engine=None, prompt: str = "boxed", args: dict | None = None,
-                 grader=None, **self_reward) -> Reward:
+                 grader=None, server=None, **self_reward) -> Reward:
     """Instantiate the reward named by `--model.reward` with `--model.reward_args` (`check_reward_args`).
 
-    ``grader`` (`grading.Grader`) is how PSRM grades, the run's grading; ``self_reward`` holds the
-    self-reward's settings from `--model.*` (prompt set, verifier cap, sampling, seed, format rule, verdict
-    parse); `--model.reward_args` entries take precedence over them.
+    ``grader`` (`grading.Grader`) is how PSRM grades and the single verifier extracts, the run's grading;
+    ``self_reward`` holds the self-reward's settings from `--model.*` (prompt set, verifier cap, sampling, seed,
+    format rule, verdict parse); `--model.reward_args` entries take precedence over them. `server` (a
+    `ChatServer`) answers the verifier rewards' prompts instead of `engine`.
     """
     cls = reward_class(spec)
     args = check_reward_args(spec, args)
@@ -60,7 +81,10 @@ def build_reward(spec: str, *, engine=None, prompt: str = "boxed", args: dict | 
     if spec == "constant":
         return cls(**args)
     if spec == "self":
-        return cls(engine, prompt=prompt, **{**self_reward, **args})
+        return cls(engine, prompt=prompt, server=server, **{**self_reward, **args})
+    if spec == "single_verifier":
+        return cls(engine, grader=grader, server=server,
+                   **{"max_new_tokens": self_reward.get("max_new_tokens", 4096), **args})
     accepted = inspect.signature(cls).parameters
     takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values())
     for name, value in (("llm", engine.lm if engine is not None else None), ("engine", engine), ("prompt", prompt)):

@@ -23,6 +23,11 @@ class RewardResult:
             raise ValueError(f"reward {self.value} is outside [{self.floor:.4g}, 0]")
 
 
+class RewardUnavailable(RuntimeError):
+    """The reward could not be computed (its server failed, retries spent): the problem ends with stop_reason
+    ``reward_unavailable``, the run goes on, and a resume solves that problem again."""
+
+
 @runtime_checkable
 class Reward(Protocol):
     """Anything callable as ``reward(problem, answer_text) -> RewardResult``.

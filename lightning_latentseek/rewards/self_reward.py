@@ -6,7 +6,9 @@ is the original's prompt as one fresh user message; with ``compact`` it is the s
 conversation (prompt + answer) followed by a short check turn. The four rows of an answer (and the
 rows of every answer judged at once, `judge_many`) go to the engine as ONE batch, which prefills
 their shared beginning once; a row leaves the batch as soon as its verdict
-(``FINAL VERIFICATION ANSWER IS: True/False``) can be read from its own generated text.
+(``FINAL VERIFICATION ANSWER IS: True/False``) can be read from its own generated text. With
+`--model.reward_server URL` an OpenAI-compatible server answers the same conversations instead (greedily, to
+its EOS or the cap: the first readable verdict is the same).
 
 Verdicts are read from the response only (`parse_verdict`, ``--model.verdict_parse response``: our fix),
 or as the original reads them (`parse_verdict_paper`, ``paper``: the decoded prompt + response, after the
@@ -18,11 +20,12 @@ from __future__ import annotations
 import re
 from typing import Sequence
 
-from lightning_latentseek.engine import GenerationConfigSampler, GenerationEngine, Row
+from lightning_latentseek.engine import GenerationConfigSampler, GenerationEngine
 from lightning_latentseek.config import ConfigError, PositiveInt, Prompt, PromptSet, VerdictParse, VerifierSampling
 from lightning_latentseek.problems import Problem
 from lightning_latentseek.prompts import VERDICT_MARKER, VERIFIER_CHECKS, solver_messages, verifier_messages
 from lightning_latentseek.rewards.base import RewardResult
+from lightning_latentseek.rewards.verifier import EngineVerifier, Reply, Verifier
 from lightning_latentseek.seeds import stable_seed
 
 FORMAT_PENALTY = 2.0
@@ -129,6 +132,7 @@ class SelfReward:
         format_rule: add the format penalty (see above).
         verdict_parse: ``response`` (`parse_verdict`) or ``paper`` (`parse_verdict_paper`; rows run to EOS).
         checks: names of the checks to run (default all four), with their weights.
+        server: a `ChatServer` that answers the verifier conversations instead of `engine` (greedy only).
 
     The object keeps no state between calls: it is shared by every problem in flight.
     """
@@ -137,7 +141,7 @@ class SelfReward:
                  max_new_tokens: PositiveInt = 4096, sampling: VerifierSampling = "greedy", seed: int = 0,
                  format_rule: bool = False,
                  verdict_parse: VerdictParse = "response", checks: Sequence[str] | None = None,
-                 marker: str = VERDICT_MARKER):
+                 marker: str = VERDICT_MARKER, server: Verifier | None = None):
         # The settings' choices and ranges are their types (`config`): checked in SeekConfig, and for
         # --model.reward_args by `build_reward` (`typed.check_arguments`).
         if engine is None:
@@ -147,7 +151,11 @@ class SelfReward:
         unknown = [n for n in names if n not in known]
         if unknown or not names or len(set(names)) != len(names):
             raise ConfigError(f"reward_args.checks {names}: choose distinct checks among {', '.join(known)}")
+        if server is not None and sampling != "greedy":
+            raise ConfigError("--model.verifier_sampling model: a --model.reward_server decodes greedily")
         self.engine, self.llm = engine, engine.lm
+        self.verifier: Verifier = server if server is not None else EngineVerifier(engine)
+        self.server = server
         self.prompt, self.prompt_set = prompt, prompt_set
         self.max_new_tokens = int(max_new_tokens)
         self.sampling, self.seed = sampling, int(seed)
@@ -169,26 +177,38 @@ class SelfReward:
 
     def judge_many(self, problem: Problem, answers: Sequence[str], calls: Sequence[int] | None = None
                    ) -> list[RewardResult]:
-        """Judge several answers to one problem: all their verifier rows are one engine call. `calls` are the
-        judgements' indices in the problem (they seed ``sampling="model"``)."""
+        """Judge several answers to one problem: all their verifier rows are one engine call (or concurrent
+        requests to the server). `calls` are the judgements' indices in the problem (they seed
+        ``sampling="model"``)."""
         calls = list(range(len(answers))) if calls is None else list(calls)
-        rows = [self._row(problem, answer, check, call) for answer, call in zip(answers, calls) for check in self.checks]
-        generations = self.engine.generate(rows)
+        triples = [(answer, call, check) for answer, call in zip(answers, calls) for check in self.checks]
+        conversations = [self._messages(problem, answer, check) for answer, _, check in triples]
+        samplers = [self._sampler(problem, call, check) for _, call, check in triples]
+        stop = self._verdict_written if self.verdict_parse == "response" else None  # paper: to EOS, as the original
+        replies = self.verifier.answer(conversations, self.max_new_tokens, samplers=samplers, stop=stop)
         k = len(self.checks)
-        return [self._result(answer, rows[i * k:(i + 1) * k], generations[i * k:(i + 1) * k])
+        return [self._result(answer, conversations[i * k:(i + 1) * k], replies[i * k:(i + 1) * k])
                 for i, answer in enumerate(answers)]
 
-    def _row(self, problem: Problem, answer: str, check, call: int) -> Row:
+    def _messages(self, problem: Problem, answer: str, check) -> list[dict]:
         solver = (solver_messages(problem.question, self.prompt, problem.dataset, self.prompt_set)
                   if self.prompt_set == "compact" else None)
-        messages = verifier_messages(problem.question, answer, check.name, self.prompt_set, solver=solver)
-        sampler = None
-        if self.sampling == "model":  # a fresh sample on every judgement, as reward.py:64
-            sampler = GenerationConfigSampler(self.llm.model.generation_config,
-                                              stable_seed(self.seed, problem.id, call, check.name))
-        stop = self._verdict_written if self.verdict_parse == "response" else None  # paper: to EOS, as the original
-        return Row(self.llm.encode_chat(messages), self.max_new_tokens, self.llm.generation_stop_ids,
-                   sampler=sampler, stop=stop)
+        return verifier_messages(problem.question, answer, check.name, self.prompt_set, solver=solver)
+
+    def _sampler(self, problem: Problem, call: int, check):
+        if self.sampling != "model":
+            return None
+        # a fresh sample on every judgement, as reward.py:64
+        return GenerationConfigSampler(self.llm.model.generation_config,
+                                       stable_seed(self.seed, problem.id, call, check.name))
+
+    def _whole_output(self, messages: list[dict], reply: Reply) -> str:
+        """What the original parses (reward.py:65): prompt and response decoded together, without special tokens
+        (a server's reply: its text after the prompt's)."""
+        prompt = list(self.llm.encode_chat(messages))
+        if reply.ids is not None:
+            return self.llm.decode(prompt + list(reply.ids))
+        return self.llm.decode(prompt) + reply.text
 
     def _verdict_written(self, tokens: list[int]) -> bool:
         """A row's stop rule: its verdict can be read from what it generated so far. A verdict becomes
@@ -199,12 +219,12 @@ class SelfReward:
             return False
         return verdict_readable(self.llm.decode(tokens), self.marker)
 
-    def _result(self, answer: str, rows: Sequence[Row], generations) -> RewardResult:
-        texts = [self.llm.decode(g.tokens) for g in generations]
+    def _result(self, answer: str, conversations: Sequence[list[dict]], replies: Sequence[Reply]) -> RewardResult:
+        texts = [reply.text for reply in replies]
         response_verdicts = [parse_verdict(text, self.marker) for text in texts]
         if self.verdict_parse == "paper":  # reward.py:65: the whole output, prompt included, without special tokens
-            verdicts = [parse_verdict_paper(self.llm.decode(list(row.ids) + list(g.tokens)), self.marker)
-                        for row, g in zip(rows, generations)]
+            verdicts = [parse_verdict_paper(self._whole_output(messages, reply), self.marker)
+                        for messages, reply in zip(conversations, replies)]
         else:
             verdicts = response_verdicts
         format_ok = self.follows_format(answer) if self.format_rule else None
@@ -219,4 +239,4 @@ class SelfReward:
         if self.verdict_parse == "paper":  # what the response-only parse reads: how often the two disagree
             details["response_verdicts"] = {c.name: v for c, v in zip(self.checks, response_verdicts)}
         floor = -(sum(weights) + (FORMAT_PENALTY if self.format_rule else 0.0)) / sum(weights)
-        return RewardResult(value, details, verifier_tokens=sum(len(g.tokens) for g in generations), floor=floor)
+        return RewardResult(value, details, verifier_tokens=sum(reply.tokens for reply in replies), floor=floor)
