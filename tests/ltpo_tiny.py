@@ -5,7 +5,7 @@ that `benchmarks/golden_ltpo.py` runs LTPO's original functions on (golden value
 
 Families (what LTPO picks by the model *name*):
 
-* ``qwen`` (ChatML, as Qwen2.5 and SmolLM2): the project's tiny tokenizer (`tiny.tiny_tokenizer`), whose
+* ``qwen`` (ChatML, as Qwen2.5 and SmolLM2): the project's tiny tokenizer (as `tiny.tiny_tokenizer`), whose
   ``<|endoftext|>`` is one special token and whose template ends a turn with ``<|im_end|>`` + ``\\n``;
 * ``llama`` (Llama 3): ``<|reserved_special_token_i|>`` placeholders, a turn ends with ``<|eot_id|>``;
 * ``mistral`` (Mistral v0.3 style, ``[/INST]`` one control token): ``<unk>`` placeholders, no appended header.
@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import torch
 
-from tiny import tiny_model, tiny_tokenizer
-
 SEED = 42  # LTPO main.py:32 default, set with torch.manual_seed (main.py:57-70) right before the problem
 QUESTION = "Tom has 3 apples and buys 4 more. How many apples does he have now?"
 N_RESERVED = 16
 
+CHATML_TEMPLATE = (  # the same as tests/tiny.py's
+    "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}"
+    "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
 LLAMA3_TEMPLATE = (
     "{{ bos_token }}{% for message in messages %}"
     "{{ '<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n' + message['content'] | trim + '<|eot_id|>' }}"
@@ -51,8 +53,9 @@ def _byte_tokenizer(specials: list[str], bos: str, eos: str, pad: str, template:
 
 def family_tokenizer(family: str):
     """The tiny tokenizer of a family; in every family id 257 is the end-of-turn token (the tiny model's EOS)."""
-    if family == "qwen":
-        return tiny_tokenizer()  # 256 <|im_start|>, 257 <|im_end|>, 258 <|endoftext|>
+    if family == "qwen":  # 256 <|im_start|>, 257 <|im_end|>, 258 <|endoftext|> (tests/tiny.py's tokenizer)
+        return _byte_tokenizer(["<|im_start|>", "<|im_end|>", "<|endoftext|>"], "<|im_start|>", "<|im_end|>",
+                               "<|endoftext|>", CHATML_TEMPLATE)
     if family == "llama":
         specials = ["<|begin_of_text|>", "<|eot_id|>", "<|end_of_text|>", "<|start_header_id|>", "<|end_header_id|>"]
         specials += [f"<|reserved_special_token_{i}|>" for i in range(N_RESERVED)]
@@ -64,8 +67,17 @@ def family_tokenizer(family: str):
 
 
 def family_model(family: str, dtype: torch.dtype = torch.float32):
-    """A tiny random Llama (seed 0) whose vocabulary covers the family's tokenizer; eval mode, as LTPO's main.py:103."""
-    model = tiny_model("llama", seed=0, vocab_size=len(family_tokenizer(family))).to(dtype)
+    """A tiny random Llama (seed 0, transformers' own "sdpa" attention: nothing of the project's engine) whose
+    vocabulary covers the family's tokenizer; eval mode, as LTPO's main.py:103. Built here, not with tests/tiny.py,
+    so that the golden values do not move when the project's tiny models change."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=len(family_tokenizer(family)), hidden_size=32, intermediate_size=64,
+                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                         max_position_embeddings=2048, bos_token_id=256, eos_token_id=257, pad_token_id=258,
+                         attn_implementation="sdpa", initializer_range=0.3, tie_word_embeddings=True)
+    model = LlamaForCausalLM(config).to(dtype)
     model.eval()
     return model
 
