@@ -29,6 +29,7 @@ from typing import Callable, Sequence
 import torch
 from torch import Tensor
 from lightning_latentseek.engine.batch_cache import BatchCache, PrefillCache
+from lightning_latentseek.engine.injection import Injection
 from lightning_latentseek.engine.lm import FrozenLM
 from lightning_latentseek.engine.tuning import EngineTuning, tuning_for
 from lightning_latentseek.errors import UserError
@@ -44,7 +45,9 @@ class Row:
     A row ends at a token in `stop_ids` (kept as its last token), after `max_new_tokens`, or when
     `stop(tokens)` says so. `keep_hidden` keeps z_t, the final hidden state that produced each token
     (the CoT's latents). `sampler` None means greedy. `keep_cache` asks the engine to keep the KV of
-    the finished sequence, for later rows that start with it (the compact verifier prompts).
+    the finished sequence, for later rows that start with it (the compact verifier prompts). `inject` writes
+    hidden states into a decoder block's input at some of the row's positions (`engine.injection`): its prefill
+    reuses no stored KV beyond the injection's start, and its KV is never stored for other rows.
     """
 
     ids: Sequence[int]
@@ -54,6 +57,7 @@ class Row:
     sampler: Sampler | None = None
     stop: Callable[[list[int]], bool] | None = None
     keep_cache: bool = False
+    inject: Injection | None = None
 
 
 @dataclass
@@ -362,7 +366,7 @@ class GenerationEngine:
                 if row.max_new_tokens <= 0:
                     request.finish(index, Generation([], True, self._empty_hidden() if row.keep_hidden else None))
                     continue
-                layers, hidden = self._prefill(row.ids)
+                layers, hidden = self._prefill(row.ids, row.inject)
                 token = self._choose(self.lm.logits(hidden), [live])[0]
                 if live.add(token, hidden[0]):
                     self._retire(live, None)
@@ -390,21 +394,29 @@ class GenerationEngine:
     def _empty_hidden(self) -> Tensor:
         return torch.zeros((0, self.lm.hidden_size), dtype=self.lm.dtype, device=self.lm.device)
 
-    def _prefill(self, ids: Sequence[int]) -> tuple[list[tuple[Tensor, Tensor]], Tensor]:
-        """KV of `ids` (one row) and the final hidden state at its last position (1, H)."""
+    def _prefill(self, ids: Sequence[int], inject: Injection | None = None) -> tuple[list[tuple[Tensor, Tensor]], Tensor]:
+        """KV of `ids` (one row) and the final hidden state at its last position (1, H). With `inject`, the stored
+        prefix reused stops at the injection's start (the positions before it do not depend on the injected
+        states) and the row's KV is not stored."""
         ids = list(ids)
-        reused, layers = self.store.longest(ids, len(ids) - 1) if self.store is not None else (0, None)
+        limit = len(ids) - 1 if inject is None else min(len(ids) - 1, inject.start)
+        reused, layers = self.store.longest(ids, limit) if self.store is not None else (0, None)
         # the stored prefix is shared, not copied: PrefillCache never writes it (it concatenates into new tensors)
         cache = PrefillCache(self.lm.num_layers, [(k[:, :, :reused], v[:, :, :reused]) for k, v in layers]
                              if reused else None)
         started = time.perf_counter()
-        hidden = self.lm.forward(torch.tensor([ids[reused:]], device=self.lm.device), cache)[:, -1]
+        feed = torch.tensor([ids[reused:]], device=self.lm.device)
+        if inject is None:
+            hidden = self.lm.forward(feed, cache)[:, -1]
+        else:
+            with self.lm.injections.writing(inject.layer, [(0, inject.start - reused, inject.state)]):
+                hidden = self.lm.forward(feed, cache)[:, -1]
         self.stats["prefill_seconds"] += time.perf_counter() - started
         self.stats["forwards"] += 1
         self.stats["prefill_tokens"] += len(ids) - reused
         self.stats["reused_tokens"] += reused
         kept = cache.kv()
-        if self.store is not None:
+        if self.store is not None and inject is None:
             self.store.add(ids, kept)
         return kept, hidden
 
@@ -570,7 +582,7 @@ class GenerationEngine:
     def _retire(self, live: _Live, batch_index: int | None) -> None:
         """Hand a finished row's result to its request (and keep its KV when asked)."""
         live.done = True
-        if live.row.keep_cache and batch_index is not None and self.store is not None:
+        if live.row.keep_cache and live.row.inject is None and batch_index is not None and self.store is not None:
             length = len(live.row.ids) + len(live.tokens) - 1  # the last token was never fed
             # the row's columns (the mask skips its padding and rejected drafts); columns fed after its
             # last token (drafts it no longer needs) come after these

@@ -15,6 +15,8 @@ import torch
 from torch import Tensor
 from transformers import DynamicCache
 
+from lightning_latentseek.engine.injection import InjectionHooks
+
 # ori_generation.py stops the CoT when the decoded token is one of these (plus the tokenizer's EOS);
 # opt_generation.py stops a continuation at the tokenizer's EOS only.
 ORIGINAL_STOP_WORDS = ("</s>", "<|im_end|>", "<|endoftext|>")
@@ -31,6 +33,7 @@ class FrozenLM:
         self.name = name
         self.body = model.get_decoder()
         self.lm_head = model.get_output_embeddings()
+        self._injections: InjectionHooks | None = None
         # transformers 5 names the body's cache argument `cache` (`past_key_values` before)
         parameters = inspect.signature(self.body.forward).parameters
         self._cache_argument = "cache" if "cache" in parameters else "past_key_values"
@@ -107,6 +110,11 @@ class FrozenLM:
             return []
         return self.tokenizer(text, add_special_tokens=special, split_special_tokens=split_special)["input_ids"]
 
+    def encode(self, text: str) -> list[int]:
+        """Token ids of plain text, no special tokens added (``tokenizer.encode(text, add_special_tokens=False)``:
+        GradCuit's prefix and its re-tokenised first targets)."""
+        return self.tokenizer.encode(text, add_special_tokens=False)
+
     def decode(self, ids: Sequence[int]) -> str:
         """Answer text: the tokens' text without special tokens (the original keeps them; see README, Fidelity)."""
         return self.tokenizer.decode(list(ids), skip_special_tokens=True)
@@ -125,6 +133,33 @@ class FrozenLM:
         out = self.body(input_ids=ids, use_cache=True, attention_mask=attention_mask, position_ids=position_ids,
                         **{self._cache_argument: cache})
         return out.last_hidden_state
+
+    def forward_uncached(self, ids: Tensor) -> Tensor:
+        """The body on `ids` (B, L) without a cache (every position attends to the whole sequence in one forward,
+        as ``model(input_ids, attention_mask=ones, use_cache=False)`` runs it): final-normed hidden states (B, L, H).
+        Autograd records it when its inputs (an injected state) require gradients."""
+        out = self.body(input_ids=ids, attention_mask=torch.ones_like(ids), use_cache=False)
+        return out.last_hidden_state
+
+    @torch.no_grad()
+    def block_input(self, ids: Tensor, layer: int) -> Tensor:
+        """The input of decoder block `layer` (0: the embeddings) for `ids` (B, L), from one forward without a
+        cache: ``hidden_states[layer]`` of ``model(ids, output_hidden_states=True, use_cache=False)``."""
+        self.injections.check_layer(layer)
+        out = self.body(input_ids=ids, attention_mask=torch.ones_like(ids), use_cache=False, output_hidden_states=True)
+        return out.hidden_states[layer]
+
+    @property
+    def injections(self) -> InjectionHooks:
+        """The decoder blocks' injection hooks (`engine.injection`), made on first use."""
+        if self._injections is None:
+            self._injections = InjectionHooks(self.body)
+        return self._injections
+
+    @property
+    def num_blocks(self) -> int:
+        """The number of decoder blocks (GradCuit's layer index runs over 0..num_blocks - 1)."""
+        return len(self.injections)
 
     def logits(self, hidden: Tensor) -> Tensor:
         """lm_head in float32 (greedy choices and sampling read these)."""
