@@ -27,8 +27,8 @@ from typing import Union
 
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
-from lightning_latentseek.config import (DEFAULT_MAX_STEPS, DataConfig, RunOptions, SeekConfig, check_ignored_options,
-                                         resolved_options)
+from lightning_latentseek.config import (DEFAULT_MAX_STEPS, DataConfig, RunOptions, SeekConfig, apply_method_defaults,
+                                         check_ignored_options, resolved_options)
 from lightning_latentseek.errors import DEBUG_ENV, UserError, one_line
 from lightning_latentseek.solve import RunSpec, quiet_lightning, rank_command, run
 from lightning_latentseek.typed import lenient
@@ -102,16 +102,20 @@ class LatentSeekCLI(LightningCLI):
         self.config_init = self.parser.instantiate(self.config)
 
     def run_spec(self) -> RunSpec:
-        """The run, once its options are checked: one `RunSpec` (an option the run would ignore is an error)."""
+        """The run, once its options are checked: one `RunSpec` with the method's own defaults applied (an option
+        the run would ignore is an error)."""
         cfg = self.config_init
         options = RunOptions(**{item.name: cfg[item.name] for item in fields(RunOptions)})
         trainer = dict(vars(cfg.trainer))
         given = command_line_keys(sys.argv[1:] if self.args is None else self.args, set(self.config.keys()))
-        check_ignored_options(resolved_options(options, cfg.model, cfg.data, trainer, cfg.seed_everything), given)
+        model = apply_method_defaults(options.method, cfg.model, given)
+        check_ignored_options(resolved_options(options, model, cfg.data, trainer, cfg.seed_everything), given)
         resolved = self.config.clone()
         for key in NOT_SAVED:
             resolved.pop(key, None)
-        return RunSpec(model=cfg.model, data=cfg.data, trainer=trainer, output_dir=options.output_dir,
+        for item in fields(SeekConfig):  # config.yaml: what runs, the method's own defaults included
+            resolved[f"model.{item.name}"] = getattr(model, item.name)
+        return RunSpec(model=model, data=cfg.data, trainer=trainer, output_dir=options.output_dir,
                        method=options.method, seed=options.seed, overwrite=options.overwrite,
                        progress=options.progress, config_yaml=self.parser.dump(resolved, skip_unset=False),
                        command=rank_command(self.args))

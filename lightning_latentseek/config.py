@@ -1,6 +1,7 @@
 """The run's options: `--model.*` (the method), `--data.*` (the problems) and the top-level ones, with their
 types, and the run's rules that belong to no one module: tau (`clears_tau`), K (`DEFAULT_MAX_STEPS`,
-`max_steps`) and which options each run uses (`USED_ONLY`, `check_ignored_options`).
+`max_steps`), the defaults a method has of its own (`METHOD_DEFAULTS`, `apply_method_defaults`) and which options
+each run uses (`USED_ONLY`, `check_ignored_options`).
 
 Choices are `Literal` types and ranges `Annotated[..., Range(...)]` (`typed`): the parser shows and checks
 them, and each dataclass checks its own fields with `typed.check_fields` when it is made, so a bad value is
@@ -9,7 +10,7 @@ one line naming the option (``--model.rho 2.0: must be in (0, 1]``) from the com
 
 from __future__ import annotations
 
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Annotated, Any, Literal, Mapping, get_args
 
@@ -17,12 +18,16 @@ from lightning_latentseek.errors import UserError
 from lightning_latentseek.typed import OptionError, Range, check_fields
 
 # ------------------------------------------------------------------------------------------ choices and ranges
-Method = Literal["latentseek", "random", "cot", "bon", "sc"]
+Method = Literal["latentseek", "random", "cot", "bon", "sc", "ltpo"]
 Prompt = Literal["boxed", "json"]
 PromptSet = Literal["paper", "compact"]
 Optimizer = Literal["adam", "sgd"]
 Extraction = Literal["paper", "strict"]
 AnswerSelection = Literal["last", "best"]
+LTPOUpdate = Literal["zo", "autograd"]  # LTPO's zeroth-order step (its main.py's), or its Adam option
+LTPOSelection = Literal["best", "last"]  # LTPO's best-reward selection, or its --disable_best_reward
+LTPOBestState = Literal["updated", "scored"]  # the state kept for the best step: after its update (LTPO), or scored
+LTPOBaseline = Literal["none", "mean", "loo"]  # none (LTPO), a running mean, or leave-one-out over M candidates
 VerifierSampling = Literal["greedy", "model"]
 DatasetName = Literal["gsm8k", "math500", "aime2024", "jsonl", "arith"]
 OnError = Literal["raise", "skip"]
@@ -38,6 +43,9 @@ Tau = Annotated[float, Range(ge=-1, le=0, reason="rewards lie in [-1, 0]")]
 
 METHODS: tuple[str, ...] = get_args(Method)
 ITERATIVE = ("latentseek", "random")  # a per-problem fit: latents, tau, K
+FITTED = ITERATIVE + ("ltpo",)  # a per-problem fit of K steps at a learning rate (LTPO: no tau, no reward)
+OWN_PROMPT = ("ltpo",)  # methods with a prompt of their own (--model.prompt, --model.prompt_set do not apply)
+SOLVER_PROMPTED = tuple(m for m in METHODS if m not in OWN_PROMPT)  # the solver prompts of `prompts.py`
 SAMPLED = ("bon", "sc")  # N sampled solutions
 REWARDED = ("latentseek", "random", "bon")  # the methods that call the reward
 FILE_DATASETS = ("gsm8k", "math500", "aime2024", "jsonl")  # read from the hub or a file (not generated)
@@ -61,6 +69,18 @@ def max_steps(trainer: Mapping[str, Any]) -> int:
 
 
 ConfigError = OptionError  # an option value outside its type (range, choices), e.g. ``--model.rho 2``
+
+# ------------------------------------------------------------------------------------------ a method's own defaults
+# The options whose default depends on the method: a method listed here takes these values unless the option is
+# given (on the command line, or by a config file whose method the command line did not change: the configs in
+# configs/ hold LatentSeek's settings, so `--config configs/demo.yaml --method ltpo` runs LTPO with its own cap and
+# prompt, and the demo's problems and K). Every other method, and every other option, has the dataclass's default.
+# LTPO's are its main.py's (--max_new_tokens 4096, main.py:25) and its own prompt, which asks for \boxed{} (the
+# answers are graded as prompt ``boxed``); its N, sigma, decay, top-k are the defaults of its own options, and its
+# lr (0.03) and K (10) are LatentSeek's.
+METHOD_DEFAULTS: dict[str, dict[str, Any]] = {
+    "ltpo": {"model.max_new_tokens": 4096, "model.prompt": "boxed"},
+}
 
 
 @dataclass
@@ -100,6 +120,19 @@ class SeekConfig:
         draft_tokens: speed only: greedy generation checks up to this many tokens copied from the row's own
             text (prompt-lookup drafts) in one forward, keeping those the model would have chosen; 0 decodes
             one token per forward. The tokens are the same, up to float noise.
+        ltpo_slots: LTPO: N, the placeholder tokens whose input embeddings are optimised (its num_thought_tokens).
+        ltpo_sigma: LTPO: the standard deviation of the noise added to the placeholders' embeddings at step 1.
+        ltpo_sigma_decay: LTPO: sigma is multiplied by this after every step.
+        ltpo_top_k: LTPO: k of its confidence reward (the mean of -(1/k) sum over the top k of log p).
+        ltpo_update: LTPO: ``zo`` (its main.py's zeroth-order step H += lr R eps / sigma^2) or ``autograd`` (Adam
+            ascending the reward's exact gradient, its --use_auto_grad).
+        ltpo_selection: LTPO: the final generation uses the ``best`` step's state (highest confidence) or the
+            ``last`` one (its --disable_best_reward).
+        ltpo_best_state: LTPO: the state kept for a step: ``updated`` (after that step's update, which was never
+            scored: LTPO's code) or ``scored`` (the candidate H + eps whose confidence was measured: the fix).
+        ltpo_baseline: LTPO's zeroth-order step: ``none`` (LTPO's code: the always positive confidence R itself),
+            ``mean`` (R minus the running mean of the rewards so far, the unperturbed state's first) or ``loo``
+            (leave-one-out over the step's M = --model.samples_per_step candidates).
     """
 
     llm: str = "smollm2"
@@ -125,9 +158,24 @@ class SeekConfig:
     n_samples: PositiveInt = 4
     sample_temperature: Positive = 0.7
     draft_tokens: NonNegativeInt = 4
+    ltpo_slots: PositiveInt = 10
+    ltpo_sigma: Positive = 0.1
+    ltpo_sigma_decay: Fraction = 0.99
+    ltpo_top_k: PositiveInt = 10
+    ltpo_update: LTPOUpdate = "zo"
+    ltpo_selection: LTPOSelection = "best"
+    ltpo_best_state: LTPOBestState = "updated"
+    ltpo_baseline: LTPOBaseline = "none"
 
     def __post_init__(self) -> None:
         check_fields(self, "--model.")
+
+    @classmethod
+    def for_method(cls, method: str, **values) -> "SeekConfig":
+        """The settings of `method` from Python: its own defaults (`METHOD_DEFAULTS`, e.g. GradCuit's lr 1e-3),
+        then `values`. (The command line applies them with `apply_method_defaults`.)"""
+        own = {option.split(".", 1)[1]: value for option, value in METHOD_DEFAULTS.get(method, {}).items()}
+        return cls(**{**own, **values})
 
 
 @dataclass
@@ -182,8 +230,9 @@ class RunOptions:
 
     Args:
         output_dir: where results.jsonl, summary.json and summary.md are written.
-        method: latentseek; random (the control: random latent steps); or a baseline: cot (greedy), bon
-            (Best-of-N; with --model.reward psrm the oracle pass@N), sc (self-consistency).
+        method: latentseek; random (the control: random latent steps); ltpo (LTPO: the confidence of the
+            placeholder tokens' embeddings, no verifier); or a baseline: cot (greedy), bon (Best-of-N; with
+            --model.reward psrm the oracle pass@N), sc (self-consistency).
         seed: seed of everything sampled (sampling baselines, M > 1 decodings, the random control, a sampling
             verifier); each problem's seed comes from it and the problem's id. 0 is a valid seed.
         overwrite: discard results in --output_dir made with another configuration.
@@ -225,9 +274,18 @@ USED_ONLY = (
              "pass --data.name jsonl (or gsm8k, math500, aime2024) to read a file"),
     UsedOnly(("data.arith_steps", "data.arith_seed", "data.arith_size"), "data.name", ("arith",),
              "pass --data.name arith to solve the generated arithmetic problems"),
-    UsedOnly(("model.rho", "model.max_latents", "model.start_fraction", "model.lr", "model.tau",
-              "model.samples_per_step", "model.temperature", "model.answer_selection", "model.reuse",
-              "trainer.max_steps"), "method", ITERATIVE, "it applies to --method latentseek or random"),
+    UsedOnly(("model.prompt", "model.prompt_set"), "method", SOLVER_PROMPTED,
+             "--method ltpo writes LTPO's own prompt (which asks for \\boxed{})"),
+    UsedOnly(("model.rho", "model.max_latents", "model.start_fraction", "model.tau", "model.temperature",
+              "model.answer_selection", "model.reuse"), "method", ITERATIVE,
+             "it applies to --method latentseek or random"),
+    UsedOnly(("model.lr", "model.samples_per_step", "trainer.max_steps"), "method", FITTED,
+             "it applies to --method latentseek, random or ltpo"),
+    UsedOnly(("model.ltpo_slots", "model.ltpo_sigma", "model.ltpo_sigma_decay", "model.ltpo_top_k",
+              "model.ltpo_update", "model.ltpo_selection", "model.ltpo_best_state", "model.ltpo_baseline"),
+             "method", ("ltpo",), "it applies to --method ltpo"),
+    UsedOnly(("model.ltpo_baseline", "model.samples_per_step"), "model.ltpo_update", ("zo",),
+             "--model.ltpo_update autograd follows the exact gradient of one candidate per step (Adam)"),
     UsedOnly(("model.optimizer",), "method", ("latentseek",),
              "it applies to --method latentseek (the random control's steps are Gaussian noise)"),
     UsedOnly(("model.n_samples", "model.sample_temperature"), "method", SAMPLED, "it applies to --method bon or sc"),
@@ -239,8 +297,8 @@ USED_ONLY = (
     UsedOnly(("seed_everything",), "seed_everything", (False,),
              "each problem is seeded from --seed and its id: pass --seed N"),
 )
-ALWAYS_USED = ("model.llm", "model.prompt", "model.prompt_set", "model.max_new_tokens", "model.extraction",
-               "model.draft_tokens", "data.name", "data.start", "data.limit", "data.batch_size")
+ALWAYS_USED = ("model.llm", "model.max_new_tokens", "model.extraction", "model.draft_tokens", "data.name",
+               "data.start", "data.limit", "data.batch_size")
 HUB_ONLY = "data.split"  # with --data.path FILE the split is ignored too (it chooses a hub dataset's split)
 LOCAL_SUFFIXES = (".jsonl", ".json", ".parquet")
 
@@ -253,6 +311,27 @@ def option_defaults() -> dict[str, Any]:
         for item in fields(cls):
             defaults[f"{group}.{item.name}"] = item.default if item.default is not MISSING else item.default_factory()
     return defaults
+
+
+def is_given(option: str, setting: str, value: Any, default: Any, command_line: set[str]) -> bool:
+    """Whether the user gave `option` for a run whose `setting` decides what it means: it is on the command line,
+    or a config file set it (it differs from its default) and the command line did not change `setting`."""
+    if option in command_line:
+        return True
+    return setting not in command_line and value != default
+
+
+def apply_method_defaults(method: str, model: SeekConfig, command_line: set[str]) -> SeekConfig:
+    """`model` with `method`'s own defaults (`METHOD_DEFAULTS`) for every option of them that was not given
+    (`is_given` with the method as the setting): `--method gradcuit` runs lr 1e-3, while `--method gradcuit
+    --model.lr 0.01` runs 0.01."""
+    defaults = option_defaults()
+    changes = {}
+    for option, value in METHOD_DEFAULTS.get(method, {}).items():
+        name = option.split(".", 1)[1]
+        if not is_given(option, "method", getattr(model, name), defaults[option], command_line):
+            changes[name] = value
+    return replace(model, **changes) if changes else model
 
 
 def check_ignored_options(values: Mapping[str, Any], command_line: set[str]) -> None:
@@ -268,9 +347,7 @@ def check_ignored_options(values: Mapping[str, Any], command_line: set[str]) -> 
     defaults = option_defaults()
 
     def given(option: str, setting: str) -> bool:
-        if option in command_line:
-            return True
-        return setting not in command_line and values.get(option) != defaults.get(option)
+        return is_given(option, setting, values.get(option), defaults.get(option), command_line)
 
     for rule in USED_ONLY:
         setting = values.get(rule.setting)
@@ -285,6 +362,10 @@ def check_ignored_options(values: Mapping[str, Any], command_line: set[str]) -> 
     if path is not None and Path(str(path)).suffix.lower() in LOCAL_SUFFIXES and given(HUB_ONLY, "data.path"):
         raise IgnoredOptionError(f"--{HUB_ONLY} {split} is ignored with the local file --data.path {path}; "
                                  f"a split chooses part of a hub dataset")
+    if (values.get("method") == "ltpo" and values.get("model.ltpo_baseline") == "loo"
+            and values.get("model.samples_per_step") == 1):
+        raise IgnoredOptionError("--model.ltpo_baseline loo is ignored with --model.samples_per_step 1 (the "
+                                 "leave-one-out baseline of a single candidate is 0); pass --model.samples_per_step 4")
 
 
 def resolved_options(run: RunOptions, model: SeekConfig, data: DataConfig, trainer: Mapping[str, Any],

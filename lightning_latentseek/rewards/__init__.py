@@ -1,4 +1,4 @@
-"""Rewards are plug-ins: ``self``, ``psrm``, ``constant`` or an import path ``pkg.module.ClassName``."""
+"""Rewards are plug-ins: ``self``, ``psrm``, ``constant``, ``confidence`` or an import path ``pkg.module.ClassName``."""
 
 from __future__ import annotations
 
@@ -7,12 +7,13 @@ import inspect
 
 from lightning_latentseek.errors import UserError
 from lightning_latentseek.rewards.base import ConstantReward, Reward, RewardResult, judge_many
+from lightning_latentseek.rewards.confidence import ConfidenceReward, token_reward_k
 from lightning_latentseek.rewards.psrm import PerfectSparseReward
 from lightning_latentseek.typed import check_arguments
 
-__all__ = ["ConstantReward", "PerfectSparseReward", "Reward", "RewardError", "RewardResult", "build_reward",
-           "check_reward_args", "judge_many", "reward_class"]
-BUILTIN = ("self", "psrm", "constant")
+__all__ = ["ConfidenceReward", "ConstantReward", "PerfectSparseReward", "Reward", "RewardError", "RewardResult",
+           "build_reward", "check_reward_args", "judge_many", "reward_class", "token_reward_k"]
+BUILTIN = ("self", "psrm", "constant", "confidence")
 
 
 class RewardError(UserError, ValueError):
@@ -25,6 +26,8 @@ def reward_class(spec: str) -> type:
         return PerfectSparseReward
     if spec == "constant":
         return ConstantReward
+    if spec == "confidence":
+        return ConfidenceReward
     if spec == "self":
         from lightning_latentseek.rewards.self_reward import SelfReward
 
@@ -56,7 +59,7 @@ def build_reward(spec: str, *, engine=None, prompt: str = "boxed", args: dict | 
     args = check_reward_args(spec, args)
     if spec == "psrm":
         return cls(prompt=prompt, extraction=extraction, **args)
-    if spec == "constant":
+    if spec in ("constant", "confidence"):
         return cls(**args)
     if spec == "self":
         return cls(engine, prompt=prompt, **{**self_reward, **args})
