@@ -291,7 +291,7 @@ USED_ONLY = (
     UsedOnly(("model.n_samples", "model.sample_temperature"), "method", SAMPLED, "it applies to --method bon or sc"),
     UsedOnly(("model.reward", "model.reward_args", "model.verifier_max_new_tokens", "model.verifier_sampling",
               "model.format_rule"), "method", REWARDED,
-             "--method cot and sc use no reward; it applies to --method latentseek, random or bon"),
+             "--method cot, sc and ltpo use no reward; it applies to --method latentseek, random or bon"),
     UsedOnly(("model.verifier_max_new_tokens", "model.verifier_sampling", "model.format_rule"), "model.reward",
              ("self",), "it applies to --model.reward self (the model judges its own answers)"),
     UsedOnly(("seed_everything",), "seed_everything", (False,),

@@ -150,7 +150,7 @@ class LTPOModule(L.LightningModule):
             baselines = [sum(self.seen) / len(self.seen)] * len(rewards)
         else:
             baselines = leave_one_out_baselines([float(r) for r in rewards])
-        move = sum(lr * (reward.float() - b) * eps / sigma ** 2 for reward, b, eps in zip(rewards, baselines, noise))
+        move = sum(lr * (float(reward) - b) * eps / sigma ** 2 for reward, b, eps in zip(rewards, baselines, noise))
         return move / len(rewards), (baselines[0] if self.hparams.baseline == "mean" else baselines)
 
     def select(self, rewards: list[Tensor], candidates: list[Tensor], baseline, sigma: float, norm: float) -> None:
