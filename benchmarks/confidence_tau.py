@@ -1,21 +1,20 @@
 #!/usr/bin/env python
-"""Where the proposed confidence reward of greedy CoTs lies, to choose the default tau of ``--model.reward confidence``.
+"""Where the confidence reward of greedy CoTs lies, to choose tau for ``--model.reward confidence`` (and a model).
 
 For each problem: the greedy CoT of the solver prompt (as ``--method cot``: boxed prompt, the original's stop words,
 ``--max-new-tokens``), the per-token confidence C_t = -(1/k) sum over the top-k of log(p + 1e-10) (LTPO's measure,
 ltpo2025/LTPO ltpo.py:113-115) from the logits that chose token t, its mean over the tokens after the latent window
 (t >= int(rho*T)), and the reward R = (C - ln k) / (C_max - ln k) - 1 with C_max = -((k-1) ln(1e-10) + ln(1 + 1e-10))
-/ k, clipped to [-1, 0] (see /work/notes/ltpo_design.md). Prints R's quantiles, its mean over right and wrong CoTs
-and the AUROC of R for correctness. A measurement beside the project (plain ``model.generate``, left-padded batches),
-not part of it:
+/ k, clipped to [-1, 0] (`rewards.confidence`, README "Methods"). Prints R's quantiles, its mean over right and wrong
+CoTs, the AUROC of R for correctness and how many CoTs are above each tau. The generation is plain
+``model.generate`` in left-padded batches (not the engine); C_t and R are the project's functions:
 
-    python benchmarks/confidence_tau.py --n 40 --threads 2
+    python benchmarks/confidence_tau.py --n 40 --threads 2 [--llm smollm2]
 """
 
 from __future__ import annotations
 
 import argparse
-import math
 import statistics
 import sys
 import time
@@ -30,18 +29,8 @@ from lightning_latentseek.arith import arith_problems  # noqa: E402
 from lightning_latentseek.engine.loading import load_llm  # noqa: E402
 from lightning_latentseek.grading import extract_answer, grade  # noqa: E402
 from lightning_latentseek.prompts import solver_messages  # noqa: E402
-
-
-def token_confidence(logits: torch.Tensor, k: int) -> torch.Tensor:
-    """C_t for each row of (T, V) float32 logits."""
-    top = torch.topk(torch.softmax(logits.float(), dim=-1), k, dim=-1).values
-    return -torch.log(top + 1e-10).sum(-1) / k
-
-
-def reward(c: float, k: int) -> float:
-    c_min = math.log(k)
-    c_max = -((k - 1) * math.log(1e-10) + math.log(1 + 1e-10)) / k
-    return min(0.0, max(-1.0, (c - c_min) / (c_max - c_min) - 1.0))
+from lightning_latentseek.engine.sampling import token_confidence  # noqa: E402
+from lightning_latentseek.rewards.confidence import confidence_reward as reward  # noqa: E402
 
 
 def auroc(positive: list[float], negative: list[float]) -> float | None:
@@ -53,6 +42,7 @@ def auroc(positive: list[float], negative: list[float]) -> float | None:
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--llm", default="smollm2", help="--model.llm: hub id, directory, .gguf file or smollm2")
     p.add_argument("--n", type=int, default=40)
     p.add_argument("--steps", type=int, default=1, help="arith level")
     p.add_argument("--max-new-tokens", type=int, default=128)
@@ -62,7 +52,7 @@ def main(argv=None):
     p.add_argument("--batch", type=int, default=8)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    llm = load_llm("smollm2")
+    llm = load_llm(args.llm)
     problems = arith_problems(args.steps, 500, seed=0, limit=args.n)
     rows = []
     started = time.perf_counter()

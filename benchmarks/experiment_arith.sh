@@ -4,6 +4,9 @@
 #   CoT | self-consistency (N=4) | Best-of-N (N=10, PSRM = oracle pass@10) | LatentSeek (PSRM)
 #   | LatentSeek (PSRM, M=4 samples per step at T=0.7) | random control (PSRM) | LatentSeek (self-reward,
 #   the paper's prompts, verifier cap 48) | LatentSeek with a constant reward (R = -1)
+#   | LTPO as its code runs (no verifier: the placeholders' confidence; its N 10, sigma 0.1, decay 0.99, lr 0.03, K 10,
+#   the demo's cap) | LTPO with both fixes (leave-one-out baseline over M = 4 candidates, the scored best state)
+#   | LatentSeek with the confidence reward (no verifier; the most confident answer) | its random control
 # then one report (table with Wilson 95% CIs, accuracy-vs-iteration plot, report.html).
 # Every run resumes exactly: rerun the script to finish an interrupted experiment.
 #   bash benchmarks/experiment_arith.sh [OUT_DIR] [extra train_free.py options...]
@@ -15,6 +18,7 @@ OUT=${1:-runs/experiment_arith}
 shift || true
 COMMON=(--config configs/demo.yaml --data.limit 100 --progress false "$@")
 K=(--trainer.max_steps 10)  # the search's iteration cap: only the runs that search take it (cot/bon/sc would refuse it)
+LTPO=(--method ltpo --model.max_new_tokens 128)  # the demo's cap: LTPO's own default is 4096
 RUNS=${RUNS:-}
 run() {
     local name=$1; shift
@@ -29,8 +33,14 @@ run latentseek_self "${K[@]}" --model.reward self --model.verifier_max_new_token
 run sc --method sc --model.n_samples 4
 run latentseek_psrm_m4 "${K[@]}" --model.reward psrm --model.samples_per_step 4 --model.temperature 0.7
 run constant "${K[@]}" --model.reward constant
+run ltpo "${LTPO[@]}" "${K[@]}"
+run ltpo_fixed "${LTPO[@]}" "${K[@]}" --model.ltpo_baseline loo --model.samples_per_step 4 --model.ltpo_best_state scored
+run latentseek_confidence "${K[@]}" --model.reward confidence --model.answer_selection best
+run random_confidence "${K[@]}" --method random --model.reward confidence --model.answer_selection best
 [[ -n $RUNS ]] && exit 0
 python -m lightning_latentseek.report "CoT=$OUT/cot" "SC (N=4)=$OUT/sc" "BoN oracle (PSRM, N=10)=$OUT/bon_oracle" \
     "LatentSeek (PSRM)=$OUT/latentseek_psrm" "LatentSeek (PSRM, M=4, T=0.7)=$OUT/latentseek_psrm_m4" \
     "random control (PSRM)=$OUT/random_psrm" "LatentSeek (self, paper prompts)=$OUT/latentseek_self" \
-    "constant reward=$OUT/constant" --output "$OUT/report"
+    "constant reward=$OUT/constant" "LTPO=$OUT/ltpo" "LTPO (loo M=4, scored)=$OUT/ltpo_fixed" \
+    "LatentSeek (confidence, best)=$OUT/latentseek_confidence" "random control (confidence, best)=$OUT/random_confidence" \
+    --output "$OUT/report"
