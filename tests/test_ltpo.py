@@ -122,6 +122,7 @@ def test_bf16_keeps_ltpos_dtypes():
     rewards = [step["confidence"] for step in outcome.steps]
     assert rewards == pytest.approx(golden["rewards"], abs=2 ** -6)
     assert all(value * 2 ** 6 == int(value * 2 ** 6) for value in rewards)
+    assert FINAL_SLOTS[0].dtype == torch.bfloat16  # H stayed bf16 through the fit (its updates rounded into it)
     assert len(ids) > 0
 
 
