@@ -170,8 +170,8 @@ def plot_equal_budget(curves: list[tuple[str, list[BudgetPoint]]], path: Path | 
                 else:
                     axis.plot(xs, ys, marker="o", markersize=3, drawstyle="steps-post" if axis is by_answers
                               else "default", color=color, label=label)
-        by_answers.set_xlabel("answers judged per problem (budget; methods without a reward: answers produced)")
-        by_tokens.set_xlabel("tokens generated per problem (solver + verifier, mean)")
+        by_answers.set_xlabel("answers judged per problem (budget)")
+        by_tokens.set_xlabel("tokens generated per problem (solver + verifier)")
         by_tokens.set_xscale("log")
         for axis in (by_answers, by_tokens):
             axis.set_ylabel("accuracy")
