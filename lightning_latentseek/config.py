@@ -18,7 +18,7 @@ from lightning_latentseek.errors import UserError
 from lightning_latentseek.typed import OptionError, Range, check_fields
 
 # ------------------------------------------------------------------------------------------ choices and ranges
-Method = Literal["latentseek", "random", "cot", "bon", "sc", "gradcuit"]
+Method = Literal["latentseek", "random", "cot", "bon", "sc", "gradcuit", "ltpo"]
 Prompt = Literal["boxed", "json"]
 PromptSet = Literal["paper", "compact"]
 Optimizer = Literal["adam", "sgd", "muon"]
@@ -29,6 +29,10 @@ Extraction = Literal["paper", "strict"]
 Grading = Literal["paper", "numeric"]
 VerdictParse = Literal["response", "paper"]
 AnswerSelection = Literal["last", "best"]
+LTPOUpdate = Literal["zo", "autograd"]  # LTPO's zeroth-order step (its main.py's), or its Adam option
+LTPOSelection = Literal["best", "last"]  # LTPO's best-reward selection, or its --disable_best_reward
+LTPOBestState = Literal["updated", "scored"]  # the state kept for the best step: after its update (LTPO), or scored
+LTPOBaseline = Literal["none", "mean", "loo"]  # none (LTPO), a running mean, or leave-one-out over M candidates
 VerifierSampling = Literal["greedy", "model"]
 DatasetName = Literal["gsm8k", "math500", "aime2024", "jsonl", "arith"]
 OnError = Literal["raise", "skip"]
@@ -43,8 +47,12 @@ NonNegativeInt = Annotated[int, Range(ge=0)]
 Tau = Annotated[float, Range(ge=-1, le=0, reason="rewards lie in [-1, 0]")]
 
 METHODS: tuple[str, ...] = get_args(Method)
-ITERATIVE = ("latentseek", "random", "gradcuit")  # a per-problem fit: latents, tau, K
+ITERATIVE = ("latentseek", "random", "gradcuit")  # a per-problem fit to tau: latents, tau, K
 LATENT_WINDOW = ("latentseek", "random")  # LatentSeek's latents: a window of the CoT's last-layer states
+FITTED = ITERATIVE + ("ltpo",)  # a per-problem fit of K steps at a learning rate (LTPO: no tau, no reward)
+OWN_PROMPT = ("ltpo",)  # methods with a prompt of their own (--model.prompt, --model.prompt_set do not apply)
+SOLVER_PROMPTED = tuple(m for m in METHODS if m not in OWN_PROMPT)  # the solver prompts of `prompts.py`
+CANDIDATES = LATENT_WINDOW + ("ltpo",)  # M candidates per step (--model.samples_per_step)
 SAMPLED = ("bon", "sc")  # N sampled solutions
 REWARDED = ("latentseek", "random", "bon", "gradcuit")  # the methods that call the reward
 VERIFIERS = ("self", "single_verifier")  # rewards an LLM computes (the solver's engine or --model.reward_server)
@@ -74,17 +82,20 @@ GRADCUIT_PREFIX = "Let's think about this problem and solve it step by step."  #
 
 # ------------------------------------------------------------------------------------------ a method's own defaults
 # The options whose default depends on the method: a method listed here takes these values unless the option is
-# given: on the command line, or by a config file. A config file's value of one of a method's own hyperparameters
-# (`METHOD_HYPERPARAMETERS`) is the config's method's, so it does not count once the command line changes the
-# method: the configs in configs/ hold LatentSeek's lr, so `--config configs/demo.yaml --method gradcuit` runs
-# GradCuit's lr 1e-3 with the demo's problems, reward, cap and K. Every other method, and every other option, has
-# the dataclass's default. GradCuit's are its code's and run script's (scripts/run_example.sh: --lr 0.001,
+# given: on the command line, or by a config file. A config file's value of an option that belongs to the config's
+# own method (`METHOD_HYPERPARAMETERS`) does not count once the command line changes the method: the configs in
+# configs/ hold LatentSeek's lr and solver prompt, so `--config configs/demo.yaml --method gradcuit` runs GradCuit's
+# lr 1e-3 with the demo's problems, reward, cap and K. Every other method, and every other option, has the
+# dataclass's default. GradCuit's are its code's and run script's (scripts/run_example.sh: --lr 0.001,
 # --max_new_tokens 2048; its only reward is the single verifier); its layer default (the middle block) depends on
-# the model and is `latent_layer` unset.
+# the model and is `latent_layer` unset. LTPO's are its main.py's (--max_new_tokens 4096, main.py:25) and its own
+# prompt, which asks for \boxed{} (the answers are graded as prompt ``boxed``); its N, sigma, decay, top-k are the
+# defaults of its own options, and its lr (0.03) and K (10) are LatentSeek's.
 METHOD_DEFAULTS: dict[str, dict[str, Any]] = {
     "gradcuit": {"model.lr": 1e-3, "model.max_new_tokens": 2048, "model.reward": "single_verifier"},
+    "ltpo": {"model.max_new_tokens": 4096, "model.prompt": "boxed"},
 }
-METHOD_HYPERPARAMETERS = ("model.lr",)
+METHOD_HYPERPARAMETERS = ("model.lr", "model.prompt")
 
 
 @dataclass
@@ -147,6 +158,19 @@ class SeekConfig:
         reward_server_model: the model name sent to the server (unset: the first one it lists at /v1/models).
         reward_server_timeout: seconds to wait for one verifier response.
         reward_server_concurrency: at most this many verifier requests in flight at once (all problems together).
+        ltpo_slots: LTPO: N, the placeholder tokens whose input embeddings are optimised (its num_thought_tokens).
+        ltpo_sigma: LTPO: the standard deviation of the noise added to the placeholders' embeddings at step 1.
+        ltpo_sigma_decay: LTPO: sigma is multiplied by this after every step.
+        ltpo_top_k: LTPO: k of its confidence reward (the mean of -(1/k) sum over the top k of log p).
+        ltpo_update: LTPO: ``zo`` (its main.py's zeroth-order step H += lr R eps / sigma^2) or ``autograd`` (Adam
+            ascending the reward's exact gradient, its --use_auto_grad).
+        ltpo_selection: LTPO: the final generation uses the ``best`` step's state (highest confidence) or the
+            ``last`` one (its --disable_best_reward).
+        ltpo_best_state: LTPO: the state kept for a step: ``updated`` (after that step's update, which was never
+            scored: LTPO's code) or ``scored`` (the candidate H + eps whose confidence was measured: the fix).
+        ltpo_baseline: LTPO's zeroth-order step: ``none`` (LTPO's code: the always positive confidence R itself),
+            ``mean`` (R minus the running mean of the rewards so far, the unperturbed state's first) or ``loo``
+            (leave-one-out over the step's M = --model.samples_per_step candidates).
     """
 
     llm: str = "smollm2"
@@ -184,6 +208,14 @@ class SeekConfig:
     reward_server_model: str | None = None
     reward_server_timeout: Positive = 300.0
     reward_server_concurrency: PositiveInt = 16
+    ltpo_slots: PositiveInt = 10
+    ltpo_sigma: Positive = 0.1
+    ltpo_sigma_decay: Fraction = 0.99
+    ltpo_top_k: PositiveInt = 10
+    ltpo_update: LTPOUpdate = "zo"
+    ltpo_selection: LTPOSelection = "best"
+    ltpo_best_state: LTPOBestState = "updated"
+    ltpo_baseline: LTPOBaseline = "none"
 
     def __post_init__(self) -> None:
         check_fields(self, "--model.")
@@ -248,8 +280,9 @@ class RunOptions:
 
     Args:
         output_dir: where results.jsonl, summary.json and summary.md are written.
-        method: latentseek; random (the control: random latent steps); or a baseline: cot (greedy), bon
-            (Best-of-N; with --model.reward psrm the oracle pass@N), sc (self-consistency).
+        method: latentseek; random (the control: random latent steps); ltpo (LTPO: the confidence of the
+            placeholder tokens' embeddings, no verifier); or a baseline: cot (greedy), bon (Best-of-N; with
+            --model.reward psrm the oracle pass@N), sc (self-consistency).
         seed: seed of everything sampled (sampling baselines, M > 1 decodings, the random control, a sampling
             verifier); each problem's seed comes from it and the problem's id. 0 is a valid seed.
         overwrite: discard results in --output_dir made with another configuration.
@@ -297,12 +330,22 @@ USED_ONLY = (
              "pass --data.name jsonl (or gsm8k, math500, aime2024) to read a file"),
     UsedOnly(("data.arith_steps", "data.arith_seed", "data.arith_size"), "data.name", ("arith",),
              "pass --data.name arith to solve the generated arithmetic problems"),
-    UsedOnly(("model.rho", "model.max_latents", "model.start_fraction", "model.samples_per_step",
-              "model.temperature"), "method", LATENT_WINDOW, "it applies to --method latentseek or random"),
-    UsedOnly(("model.lr", "model.tau", "model.answer_selection", "model.reuse", "trainer.max_steps"), "method",
-             ITERATIVE, "it applies to --method latentseek, random or gradcuit"),
+    UsedOnly(("model.prompt", "model.prompt_set"), "method", SOLVER_PROMPTED,
+             "--method ltpo writes LTPO's own prompt (which asks for \\boxed{})"),
+    UsedOnly(("model.rho", "model.max_latents", "model.start_fraction", "model.temperature"), "method",
+             LATENT_WINDOW, "it applies to --method latentseek or random"),
+    UsedOnly(("model.samples_per_step",), "method", CANDIDATES, "it applies to --method latentseek, random or ltpo"),
+    UsedOnly(("model.tau", "model.answer_selection", "model.reuse"), "method", ITERATIVE,
+             "it applies to --method latentseek, random or gradcuit"),
+    UsedOnly(("model.lr", "trainer.max_steps"), "method", FITTED,
+             "it applies to --method latentseek, random, gradcuit or ltpo"),
     UsedOnly(("model.insert_prefix", "model.latent_layer", "model.step", "model.grad_clip", "model.first_targets",
               "model.offset_dtype"), "method", ("gradcuit",), "it applies to --method gradcuit"),
+    UsedOnly(("model.ltpo_slots", "model.ltpo_sigma", "model.ltpo_sigma_decay", "model.ltpo_top_k",
+              "model.ltpo_update", "model.ltpo_selection", "model.ltpo_best_state", "model.ltpo_baseline"),
+             "method", ("ltpo",), "it applies to --method ltpo"),
+    UsedOnly(("model.ltpo_baseline", "model.samples_per_step"), "model.ltpo_update", ("zo",),
+             "--model.ltpo_update autograd follows the exact gradient of one candidate per step (Adam)"),
     UsedOnly(("model.optimizer",), "method", ("latentseek", "gradcuit"),
              "it applies to --method latentseek or gradcuit (the random control's steps are Gaussian noise)"),
     UsedOnly(("model.optimizer", "model.grad_clip"), "model.step", ("gradient",),
@@ -311,7 +354,7 @@ USED_ONLY = (
     UsedOnly(("model.reward", "model.reward_args", "model.verifier_max_new_tokens", "model.verifier_sampling",
               "model.format_rule", "model.verdict_parse", "model.reward_server", "model.reward_server_model",
               "model.reward_server_timeout", "model.reward_server_concurrency"), "method", REWARDED,
-             "--method cot and sc use no reward; it applies to --method latentseek, random, bon or gradcuit"),
+             "--method cot, sc and ltpo use no reward; it applies to --method latentseek, random, bon or gradcuit"),
     UsedOnly(("model.verifier_max_new_tokens", "model.reward_server", "model.reward_server_model",
               "model.reward_server_timeout", "model.reward_server_concurrency"), "model.reward", VERIFIERS,
              "it applies to --model.reward self or single_verifier (an LLM judges the answers)"),
@@ -324,8 +367,8 @@ USED_ONLY = (
     UsedOnly(("seed_everything",), "seed_everything", (False,),
              "each problem is seeded from --seed and its id: pass --seed N"),
 )
-ALWAYS_USED = ("model.llm", "model.prompt", "model.prompt_set", "model.max_new_tokens", "model.extraction",
-               "model.grading", "model.draft_tokens", "data.name", "data.start", "data.limit", "data.batch_size")
+ALWAYS_USED = ("model.llm", "model.max_new_tokens", "model.extraction", "model.grading", "model.draft_tokens",
+               "data.name", "data.start", "data.limit", "data.batch_size")
 HUB_ONLY = "data.split"  # with --data.path FILE the split is ignored too (it chooses a hub dataset's split)
 LOCAL_SUFFIXES = (".jsonl", ".json", ".parquet")
 
@@ -399,6 +442,10 @@ def check_ignored_options(values: Mapping[str, Any], command_line: set[str]) -> 
     if path is not None and Path(str(path)).suffix.lower() in LOCAL_SUFFIXES and given(HUB_ONLY, "data.path"):
         raise IgnoredOptionError(f"--{HUB_ONLY} {split} is ignored with the local file --data.path {path}; "
                                  f"a split chooses part of a hub dataset")
+    if (values.get("method") == "ltpo" and values.get("model.ltpo_baseline") == "loo"
+            and values.get("model.samples_per_step") == 1):
+        raise IgnoredOptionError("--model.ltpo_baseline loo is ignored with --model.samples_per_step 1 (the "
+                                 "leave-one-out baseline of a single candidate is 0); pass --model.samples_per_step 4")
 
 
 def resolved_options(run: RunOptions, model: SeekConfig, data: DataConfig, trainer: Mapping[str, Any],

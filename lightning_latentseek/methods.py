@@ -1,31 +1,34 @@
 """The methods, one function each: Problem -> Outcome.
 
 ``latentseek`` (the paper), ``random`` (the same loop with random latent steps: a control), ``gradcuit``
-(GradCuit: a prefix's states at a middle block; ``--model.step random`` is its control), and the baselines ``cot``
+(GradCuit: a prefix's states at a middle block; ``--model.step random`` is its control), ``ltpo`` (LTPO: the
+placeholder tokens' embeddings optimised for the model's own confidence, no verifier), and the baselines ``cot``
 (greedy), ``bon`` (Best-of-N by reward; with PSRM it is the oracle pass@N) and ``sc`` (self-consistency, majority
 vote).
 """
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable
 
 import lightning as L
 import torch
 
+from lightning_latentseek.choice import best_of_n_choice, majority_vote
 from lightning_latentseek.config import DEFAULT_MAX_STEPS, SeekConfig, clears_tau
-from lightning_latentseek.engine import GenerationEngine, Row, TemperatureSampler
+from lightning_latentseek.engine import Generation, GenerationEngine, Row, TemperatureSampler
 from lightning_latentseek.errors import UserError
-from lightning_latentseek.grading import Grader, normalize_number
+from lightning_latentseek.grading import Grader
 from lightning_latentseek.latents import latent_window
+from lightning_latentseek.ltpo import LTPOScorer, ltpo_prompt
+from lightning_latentseek.ltpo_module import LTPOModule
 from lightning_latentseek.module import GradCuitModule, LatentFault, LatentSeekModule
 from lightning_latentseek.prefix import OFFSET_DTYPES, middle_layer
 from lightning_latentseek.prefix_search import PrefixSearch
 from lightning_latentseek.problems import Problem
 from lightning_latentseek.prompts import solver_messages
-from lightning_latentseek.rewards import Reward, judge_many
+from lightning_latentseek.rewards import Reward, RewardResult, judge_many, token_reward_k
 from lightning_latentseek.search import Iterate, ProblemSearch, Sample
 from lightning_latentseek.seeds import stable_seed
 
@@ -75,6 +78,8 @@ class Outcome:
     best_reward: float | None = None
     eos: str = ""  # the text of the stop token that ended `text` ("" when the cap cut it), which the original reads
     cot_eos: str = ""
+    steps: list[dict] = field(default_factory=list)  # one entry per step of a loop that decodes no answer (LTPO)
+    scoring_positions: int = 0  # forward positions spent scoring latents without generating (LTPO's reward)
 
 
 def solver_prompt_ids(ctx: SolveContext, problem: Problem) -> list[int]:
@@ -90,7 +95,7 @@ def latentseek(problem: Problem, ctx: SolveContext, step: str = "reinforce") -> 
     cfg, llm = ctx.cfg, ctx.llm
     prompt = solver_prompt_ids(ctx, problem)
     cot = ctx.engine.generate([Row(prompt, cfg.max_new_tokens, llm.cot_stop_ids, keep_hidden=True,
-                                   keep_cache=True)])[0]
+                                   keep_cache=True, confidence_k=token_reward_k(ctx.reward))])[0]
     start, n = latent_window(len(cot.tokens), cfg.rho, cfg.max_latents, cfg.start_fraction)
     search = ProblemSearch(ctx.engine, problem, prompt, cot, ctx.reward, start, n, cfg.max_new_tokens, reuse=cfg.reuse)
     if clears_tau(search.reward, cfg.tau):
@@ -143,7 +148,7 @@ def _search_outcome(method: str, search: ProblemSearch | PrefixSearch, n: int, s
         trajectory=[_iterate_entry(search, it, cfg.samples_per_step > 1) for it in search.history],
         stop_reason=stop_reason, hit_cap=chosen.hit_cap,
         solver_tokens=search.solver_tokens,
-        verifier_tokens=search.verifier_tokens,
+        verifier_tokens=sum(it.verifier_tokens for it in search.history),
         reward_calls=len(samples),
         best_text=best.text, best_reward=best.reward.value,
     )
@@ -156,8 +161,10 @@ def _sample_entry(search: ProblemSearch | PrefixSearch, sample: Sample) -> dict:
 
 
 def _iterate_entry(search: ProblemSearch | PrefixSearch, it: Iterate, with_samples: bool) -> dict:
-    """One trajectory entry: the iteration's best sample, the step that led to it, and all samples when M > 1."""
-    entry = {"iteration": it.iteration, **_sample_entry(search, it.best), "loss": it.loss, "step_norm": it.step_norm}
+    """One trajectory entry: the iteration's best sample, the step that led to it, what it cost (answers judged,
+    tokens the solver and the reward generated) and all samples when M > 1."""
+    entry = {"iteration": it.iteration, **_sample_entry(search, it.best), "loss": it.loss, "step_norm": it.step_norm,
+             "reward_calls": len(it.samples), "solver_tokens": it.solver_tokens, "verifier_tokens": it.verifier_tokens}
     if with_samples:
         entry["samples"] = [_sample_entry(search, s) for s in it.samples]
     return entry
@@ -187,6 +194,9 @@ def gradcuit(problem: Problem, ctx: SolveContext, step: str = "gradient") -> Out
     if cfg.prompt != "boxed":
         raise UserError(f"--method gradcuit --model.prompt {cfg.prompt}: GradCuit's JSON solver prompt "
                         f"(src/prompts/solver_prompts.py:2-5) is not implemented; use --model.prompt boxed")
+    if token_reward_k(ctx.reward):
+        raise UserError(f"--method gradcuit --model.reward {cfg.reward}: GradCuit's answers are judged by their text; "
+                        f"use psrm, self, single_verifier or constant")
     prefix = llm.encode(cfg.insert_prefix)
     if not cfg.insert_prefix.strip() or not prefix:
         raise UserError(f"--model.insert_prefix {cfg.insert_prefix!r}: GradCuit needs a non-empty prefix text")
@@ -216,6 +226,34 @@ def gradcuit_method(problem: Problem, ctx: SolveContext) -> Outcome:
     return gradcuit(problem, ctx, step=ctx.cfg.step)
 
 
+# --------------------------------------------------------------------------------------- LTPO
+def ltpo(problem: Problem, ctx: SolveContext) -> Outcome:
+    """LTPO (ltpo2025/LTPO): its prompt with N placeholder tokens -> a fit of K steps on the placeholders' input
+    embeddings, each scoring noisy candidates by the model's confidence at the slots (no verifier, no text)
+    -> the best (or last) state at the slots -> one greedy generation -> the answer."""
+    cfg, llm = ctx.cfg, ctx.llm
+    scorer = LTPOScorer(ctx.engine, ltpo_prompt(llm, problem.question, cfg.ltpo_slots), cfg.ltpo_top_k)
+    module = LTPOModule(scorer, scorer.initial_slots(), lr=cfg.lr, sigma=cfg.ltpo_sigma,
+                        sigma_decay=cfg.ltpo_sigma_decay, update=cfg.ltpo_update, selection=cfg.ltpo_selection,
+                        best_state=cfg.ltpo_best_state, baseline=cfg.ltpo_baseline, samples=cfg.samples_per_step,
+                        generator=torch.Generator().manual_seed(ctx.seed))
+    stop_reason, slots = "max_steps", None
+    if ctx.max_steps > 0:
+        try:
+            ctx.make_trainer().fit(module)
+        except LatentFault:
+            stop_reason, slots = "non_finite", module.best
+        except torch.OutOfMemoryError:
+            stop_reason, slots = "out_of_memory", module.best
+    slots = module.final_slots() if slots is None else slots
+    answer = ctx.engine.generate([scorer.answer_row(slots, cfg.max_new_tokens)])[0]
+    return Outcome(method="ltpo", text=llm.decode(answer.tokens), tokens=len(answer.tokens),
+                   eos=llm.eos_text(answer.tokens),
+                   iterations=len(module.steps), n_latents=scorer.prompt.n, steps=module.steps,
+                   stop_reason=stop_reason, hit_cap=answer.hit_cap, solver_tokens=len(answer.tokens),
+                   scoring_positions=scorer.positions)
+
+
 # --------------------------------------------------------------------------------------- baselines
 def cot(problem: Problem, ctx: SolveContext) -> Outcome:
     """Greedy chain of thought (no reward, no optimisation): the same tokens as LatentSeek's CoT."""
@@ -227,64 +265,54 @@ def cot(problem: Problem, ctx: SolveContext) -> Outcome:
                    solver_tokens=len(generation.tokens), stop_reason="done")
 
 
-def _samples(problem: Problem, ctx: SolveContext) -> list[list[int]]:
+def _samples(problem: Problem, ctx: SolveContext, confidence_k: int = 0) -> list[Generation]:
     """N samples at `sample_temperature`, one batched engine call; sample i is seeded by (problem seed, i)."""
     prompt = solver_prompt_ids(ctx, problem)
     rows = [Row(prompt, ctx.cfg.max_new_tokens, ctx.llm.cot_stop_ids,
-                sampler=TemperatureSampler(ctx.cfg.sample_temperature, stable_seed(ctx.seed, i)))
+                sampler=TemperatureSampler(ctx.cfg.sample_temperature, stable_seed(ctx.seed, i)),
+                confidence_k=confidence_k)
             for i in range(ctx.cfg.n_samples)]
-    return [g.tokens for g in ctx.engine.generate(rows)]
+    return ctx.engine.generate(rows)
 
 
-def best_of_n_choice(rewards: list[float]) -> int:
-    """Index of the highest reward (the earliest sample among ties)."""
-    return max(range(len(rewards)), key=lambda i: (rewards[i], -i))
-
-
-def majority_vote(preds: list[str | None]) -> int:
-    """Index of the first sample whose answer is the most frequent one (no-answer samples never win
-    unless every sample has no answer). Answers are compared after numeric normalisation."""
-    keys = [_vote_key(p) for p in preds]
-    counts = Counter(k for k in keys if k is not None)
-    if not counts:
-        return 0
-    top = max(counts.values())
-    return next(i for i, k in enumerate(keys) if k is not None and counts[k] == top)
-
-
-def _vote_key(pred: str | None) -> str | None:
-    if pred is None or not pred.strip():
-        return None
-    number = normalize_number(pred)
-    return repr(float(number)) if number is not None else "".join(pred.split())
+def _judge_samples(problem: Problem, ctx: SolveContext, texts: list[str], eos: list[str],
+                   generations: list[Generation]) -> tuple[list[RewardResult], list[int]]:
+    """The reward of each sample and the tokens the reward generated for it: from its tokens' confidences (a
+    confidence reward), else from its text and EOS; identical samples are judged once (a repeat costs nothing)
+    when the reward is deterministic, a sampling verifier judges each one afresh."""
+    if token_reward_k(ctx.reward):
+        return [ctx.reward.from_confidences(problem, g.confidence) for g in generations], [0] * len(texts)
+    answers = list(zip(texts, eos))
+    if getattr(ctx.reward, "deterministic", True):
+        distinct = list(dict.fromkeys(answers))
+        index = [distinct.index(a) for a in answers]
+    else:
+        distinct, index = answers, list(range(len(answers)))
+    judged = judge_many(ctx.reward, problem, [t for t, _ in distinct], eos=[e for _, e in distinct])
+    first = {j: i for i, j in reversed(list(enumerate(index)))}
+    return [judged[j] for j in index], [judged[j].verifier_tokens if first[j] == i else 0 for i, j in enumerate(index)]
 
 
 def best_of_n(problem: Problem, ctx: SolveContext) -> Outcome:
     """Best-of-N: N sampled answers, the one with the highest reward is returned (with PSRM: pass@N)."""
-    samples = _samples(problem, ctx)
+    generations = _samples(problem, ctx, token_reward_k(ctx.reward))
+    samples = [g.tokens for g in generations]
     texts = [ctx.llm.decode(s) for s in samples]
     eos = [ctx.llm.eos_text(s) for s in samples]
-    answers = list(zip(texts, eos))
-    if getattr(ctx.reward, "deterministic", True):
-        distinct = list(dict.fromkeys(answers))  # identical samples are judged once
-        index = [distinct.index(a) for a in answers]
-    else:
-        distinct, index = answers, list(range(len(answers)))  # a sampling verifier judges each one afresh
-    judged = judge_many(ctx.reward, problem, [t for t, _ in distinct], eos=[e for _, e in distinct])
-    results = [judged[i] for i in index]
+    results, verifier_tokens = _judge_samples(problem, ctx, texts, eos, generations)
     pick = best_of_n_choice([r.value for r in results])
     return Outcome(
         method="bon", text=texts[pick], tokens=len(samples[pick]), rewards=[r.value for r in results], eos=eos[pick],
-        samples=[{"text": t, "eos": e, "reward": r.value, "tokens": len(s), "reward_details": r.details}
-                 for t, e, r, s in zip(texts, eos, results, samples)],
-        solver_tokens=sum(len(s) for s in samples), verifier_tokens=sum(r.verifier_tokens for r in judged),
+        samples=[{"text": t, "eos": e, "reward": r.value, "tokens": len(s), "verifier_tokens": v,
+                  "reward_details": r.details} for t, e, r, s, v in zip(texts, eos, results, samples, verifier_tokens)],
+        solver_tokens=sum(len(s) for s in samples), verifier_tokens=sum(verifier_tokens),
         reward_calls=len(samples), best_text=texts[pick], best_reward=results[pick].value, stop_reason="done",
     )
 
 
 def self_consistency(problem: Problem, ctx: SolveContext) -> Outcome:
     """Self-consistency: N sampled answers, majority vote of the extracted answers."""
-    samples = _samples(problem, ctx)
+    samples = [g.tokens for g in _samples(problem, ctx)]
     texts = [ctx.llm.decode(s) for s in samples]
     eos = [ctx.llm.eos_text(s) for s in samples]
     grader = ctx.grader
@@ -299,5 +327,5 @@ def self_consistency(problem: Problem, ctx: SolveContext) -> Outcome:
 
 METHOD_FUNCTIONS: dict[str, Callable[[Problem, SolveContext], Outcome]] = {
     "latentseek": latentseek, "random": random_control, "cot": cot, "bon": best_of_n, "sc": self_consistency,
-    "gradcuit": gradcuit_method,
+    "gradcuit": gradcuit_method, "ltpo": ltpo,
 }

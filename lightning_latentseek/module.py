@@ -41,6 +41,11 @@ class _Iterations(IterableDataset):
         return itertools.count()
 
 
+def iteration_stream() -> IterableDataset:
+    """The data of a per-problem fit: an endless index stream (the number of steps is the Trainer's max_steps, K)."""
+    return _Iterations()
+
+
 class LatentSeekModule(L.LightningModule):
     """A tiny module whose only parameter is the latent window z (fp32).
 

@@ -44,7 +44,8 @@ class PrefixSearch:
         self.targets: list[int] = self.llm.encode(text) if first_targets == "text" else list(baseline.tokens)
         sample = Sample(self.prefix_ids, list(baseline.tokens), text, self.judge([text], [eos])[0], baseline.hit_cap,
                         eos=eos)
-        self.history: list[Iterate] = [Iterate(0, [sample])]
+        self.history: list[Iterate] = [Iterate(0, [sample], solver_tokens=len(baseline.tokens),
+                                               verifier_tokens=self.judge.verifier_tokens)]
 
     @property
     def context(self) -> list[int]:
@@ -79,10 +80,11 @@ class PrefixSearch:
         self.solver_tokens += len(generation.tokens)
         self.targets = list(generation.tokens)
         text, eos = self.llm.decode(generation.tokens), self.llm.eos_text(generation.tokens)
-        reused = self.judge.judged(text, eos)
+        reused, before = self.judge.judged(text, eos), self.judge.verifier_tokens
         sample = Sample(self.prefix_ids, list(generation.tokens), text, self.judge([text], [eos])[0],
                         generation.hit_cap, reused=reused, eos=eos)
-        iterate = Iterate(len(self.history), [sample], loss, step_norm)
+        iterate = Iterate(len(self.history), [sample], loss, step_norm, len(generation.tokens),
+                          self.judge.verifier_tokens - before)
         self.history.append(iterate)
         return iterate
 

@@ -63,7 +63,8 @@ def build_record(problem: Problem, outcome: Outcome, grader: Grader, seconds: fl
         "reward_calls": outcome.reward_calls, "verdict_failures": verdict_failures,
         "best_text": outcome.best_text, "best_reward": outcome.best_reward,
         "seconds": round(seconds, 3), "finished_at": time.time(), "stop_reason": outcome.stop_reason, "hit_cap": outcome.hit_cap,
-        "trajectory": trajectory, "samples": samples, "config_hash": config_hash,
+        "trajectory": trajectory, "samples": samples, "steps": outcome.steps,
+        "scoring_positions": outcome.scoring_positions, "config_hash": config_hash,
     }
 
 

@@ -4,7 +4,9 @@ Reads each run's summary.json and results.jsonl and writes, into ``--output``:
 
 - ``report.md``: one table row per run (and the self-reward accuracy of self-reward runs);
 - ``accuracy_vs_iteration.png``: the paper's Figure 2 for your runs;
-- ``report.html``: one self-contained page with the tables, the plot and every problem's trajectory;
+- ``equal_budget.png``: accuracy against answers judged and against tokens generated per problem, every run at every
+  budget (Best-of-N and self-consistency at N = 1..N_max, searches stopped at each budget: `report_budget`);
+- ``report.html``: one self-contained page with the tables, the plots and every problem's trajectory;
 
 and prints the tables with rich. ``NAME=DIR`` names a run in the tables (default: method + reward (dir)).
 """
@@ -17,6 +19,7 @@ import sys
 from pathlib import Path
 
 from lightning_latentseek.config import SeekConfig
+from lightning_latentseek.report_budget import BudgetPoint, budget_curve, budget_table
 from lightning_latentseek.report_runs import ReportInputError, Run, load_runs
 from lightning_latentseek.report_stats import self_reward_accuracy
 
@@ -139,6 +142,54 @@ def plot_accuracy_vs_iteration(runs: list[tuple[str, dict]], path: Path | None =
         return buffer.getvalue()
 
 
+def plot_equal_budget(curves: list[tuple[str, list[BudgetPoint]]], path: Path | None = None, fmt: str = "png"):
+    """Two panels: accuracy against answers judged per problem, and against tokens generated per problem (solver +
+    verifier, log scale); one curve per run (`report_budget.budget_curve`). A run of one point (CoT, LTPO) is a
+    marker with a dotted line to the right: what it reaches at any larger budget.
+
+    Saved to `path` when given (returns it); otherwise returns the figure as `fmt` bytes."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    with plt.rc_context({"svg.fonttype": "none", "svg.hashsalt": "lightning-latentseek"}):
+        fig, (by_answers, by_tokens) = plt.subplots(1, 2, figsize=(12, 4.2))
+        colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+        for index, (name, points) in enumerate(curves):
+            color = colors[index % len(colors)]
+            label = _plot_label(name)
+            for axis, x in ((by_answers, [p.answers for p in points]), (by_tokens, [p.tokens for p in points])):
+                kept = [(xi, p.accuracy) for xi, p in zip(x, points) if xi is not None]
+                if not kept:
+                    continue
+                xs, ys = zip(*kept)
+                if len(kept) == 1:
+                    axis.plot(xs, ys, marker="s", linestyle="none", color=color, label=label)
+                    axis.axhline(ys[0], xmin=0, xmax=1, linestyle=":", linewidth=1, color=color)
+                else:
+                    axis.plot(xs, ys, marker="o", markersize=3, drawstyle="steps-post" if axis is by_answers
+                              else "default", color=color, label=label)
+        by_answers.set_xlabel("answers judged per problem (budget)")
+        by_tokens.set_xlabel("tokens generated per problem (solver + verifier)")
+        by_tokens.set_xscale("log")
+        for axis in (by_answers, by_tokens):
+            axis.set_ylabel("accuracy")
+            axis.set_ylim(-0.02, 1.02)
+            axis.grid(alpha=0.3)
+        if by_tokens.get_legend_handles_labels()[0]:
+            by_tokens.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize="small")
+        fig.tight_layout()
+        if path is not None:
+            fig.savefig(path, dpi=120)
+            plt.close(fig)
+            return path
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format=fmt, metadata={"Date": None} if fmt == "svg" else None)
+        plt.close(fig)
+        return buffer.getvalue()
+
+
 def inline_svg(svg: bytes) -> str:
     """matplotlib's SVG file -> an <svg> element to inline in HTML (XML prolog and doctype dropped)."""
     text = svg.decode("utf-8")
@@ -146,24 +197,38 @@ def inline_svg(svg: bytes) -> str:
 
 
 # ------------------------------------------------------------------------------------- main
+BUDGET_NOTE = ("Accuracy when every problem spends at most b answers judged (a search stopped at its last iteration "
+               "within b; Best-of-N and self-consistency with the first b samples; methods without a reward count "
+               "the answers they produce)")
+
+
 def write_report(runs: list[Run], out: Path) -> list[Path]:
-    """report.md, accuracy_vs_iteration.png and report.html for `runs` in `out`; returns the paths."""
+    """report.md, accuracy_vs_iteration.png, equal_budget.png and report.html for `runs` in `out`; returns the
+    paths."""
     from lightning_latentseek.report_html import render_html
 
     out.mkdir(parents=True, exist_ok=True)
     labelled = [(run.label, run.stats) for run in runs]
+    curves = [(run.label, budget_curve(run.records, run.answer_selection)) for run in runs]
+    budget = budget_table(curves) if any(points for _, points in curves) else None  # None: no run has records
     self_table = self_reward_table(runs)
     markdown = markdown_table(labelled)
+    if budget is not None:
+        markdown += f"\n\n{BUDGET_NOTE}:\n\n" + _markdown(*budget)
     if self_table is not None:
         markdown += "\n\nSelf-reward accuracy (agreement of R > tau and of each check with the ground truth):\n\n"
         markdown += _markdown(*self_table)
-    paths = [out / "report.md", out / "accuracy_vs_iteration.png", out / "report.html"]
+    paths = [out / "report.md", out / "accuracy_vs_iteration.png", out / "equal_budget.png", out / "report.html"]
     paths[0].write_text(markdown + "\n", encoding="utf-8")
     plot_accuracy_vs_iteration(labelled, paths[1])
-    svg = inline_svg(plot_accuracy_vs_iteration(labelled, fmt="svg"))
-    paths[2].write_text(render_html(runs, ([t for t, _, _ in COLUMNS], rows(labelled)), svg, self_table),
-                        encoding="utf-8")
+    plot_equal_budget(curves, paths[2])
+    plots = [inline_svg(plot_accuracy_vs_iteration(labelled, fmt="svg")),
+             inline_svg(plot_equal_budget(curves, fmt="svg"))]
+    paths[3].write_text(render_html(runs, ([t for t, _, _ in COLUMNS], rows(labelled)), plots, self_table,
+                                    budget_table=budget), encoding="utf-8")
     print_table(labelled)
+    if budget is not None:
+        _rich_table("accuracy at a budget of b answers judged per problem", *budget)
     if self_table is not None:
         _rich_table("self-reward accuracy", *self_table)
     return paths

@@ -1,5 +1,6 @@
 """report.html: one self-contained page (inline CSS, JS and SVG; nothing is fetched) with the tables, the
-accuracy-vs-iteration plot and every problem's trajectory, collapsed, with filters on CoT -> final changes.
+accuracy-vs-iteration and equal-budget plots and every problem's trajectory (LTPO: its steps), collapsed, with
+filters on CoT -> final changes.
 
 Every text from a run (questions, model output, labels, ids) goes through `html.escape` and only into
 element content, never into an attribute. To keep long
@@ -207,6 +208,10 @@ def _head(title: str, entry: dict, tau: float | None) -> str:
     for key in ("loss", "step_norm"):
         if entry.get(key) is not None:
             extras.append(f"{key} {_num(float(entry[key]), 4)}")
+    confidence = (entry.get("reward_details") or {}).get("confidence") if isinstance(
+        entry.get("reward_details"), dict) else None
+    if confidence is not None:
+        extras.append(f"confidence {_num(float(confidence), 3)}")
     if extras:
         parts.append(' <span class="field">· ' + " · ".join(_esc(e) for e in extras) + "</span>")
     return '<div class="head">' + "".join(parts) + "</div>"
@@ -236,6 +241,25 @@ def _step(entry: dict, title: str, name: str, shown: _Shown, tau, cot: str | Non
         out.append(_step(sample, f"sample {k}", f"{name}, sample {k}", shown, tau, cot, " sample"))
     out.append("</div>")
     return "".join(out)
+
+
+def steps_html(steps: list[dict]) -> str:
+    """LTPO's steps (no answer is decoded during its loop): confidence, the baseline, sigma, how far H moved, and
+    which step became the best."""
+    header = ["step", "confidence", "baseline", "sigma", "step norm", "best so far"]
+    rows = []
+    for step in steps:
+        baseline = step.get("baseline")
+        if isinstance(baseline, list):
+            baseline = "loo " + ", ".join(_num(float(b), 3) for b in baseline)
+        elif baseline is not None:
+            baseline = _num(float(baseline), 4)
+        confidence = _num(float(step["confidence"]), 4) if step.get("confidence") is not None else "-"
+        if step.get("candidates"):
+            confidence += " (of " + ", ".join(_num(float(c), 3) for c in step["candidates"]) + ")"
+        rows.append([str(step.get("iteration", "?")), confidence, baseline or "-",
+                     _num(step.get("sigma"), 4), _num(step.get("step_norm"), 4), CHECK if step.get("best") else ""])
+    return "<h3>Steps (no answer is decoded during the loop)</h3>" + table_html(header, rows)
 
 
 def problem_html(record: dict, key: str, tau: float | None) -> str:
@@ -273,6 +297,8 @@ def problem_html(record: dict, key: str, tau: float | None) -> str:
         body.append(_step(entry, f"iteration {_esc(i)}", f"iteration {i}", shown, tau, cot))
     for k, sample in enumerate(record.get("samples") or []):
         body.append(_step(sample, f"sample {k}", f"sample {k}", shown, tau, None, " sample"))
+    if record.get("steps"):
+        body.append(steps_html(record["steps"]))
     final = {"text": record.get("text"), "pred": record.get("pred"), "correct": record.get("correct"),
              "tokens": record.get("tokens"), "hit_cap": record.get("hit_cap")}
     body.append(_step(final, "final answer", "the final answer", shown, None, cot, " final"))
@@ -308,11 +334,12 @@ def run_html(run: Run, index: int) -> str:
     return "\n".join(parts)
 
 
-def render_html(runs: list[Run], table: tuple[list[str], list[list[str]]], plot_svg: str,
+def render_html(runs: list[Run], table: tuple[list[str], list[list[str]]], plot_svg: str | list[str],
                 self_table: tuple[list[str], list[list[str]]] | None = None,
-                title: str = "lightning-latentseek report") -> str:
-    """The whole page. `table` and `self_table` are (header, rows) of already formatted cells;
-    `plot_svg` is an inline <svg> element."""
+                title: str = "lightning-latentseek report",
+                budget_table: tuple[list[str], list[list[str]]] | None = None) -> str:
+    """The whole page. `table`, `self_table` and `budget_table` are (header, rows) of already formatted cells;
+    `plot_svg` is an inline <svg> element, or several (the accuracy-vs-iteration plot, then the equal-budget one)."""
     totals = {name: sum(change(r) == name for run in runs for r in solved(run.records)) for name in FILTERS[1:]}
     totals["all"] = sum(len(solved(run.records)) for run in runs)
     buttons = "".join(
@@ -334,7 +361,18 @@ def render_html(runs: list[Run], table: tuple[list[str], list[list[str]]], plot_
                   "fraction where (R &gt; &tau;) equals correctness; precision / recall of R &gt; &tau; as a "
                   "detector of correct answers; per check: fraction where (verdict is True) equals correctness "
                   "(an unreadable verdict counts as False).</div>"]
-    parts += [f"<figure>{plot_svg}</figure>",
+    plots = [plot_svg] if isinstance(plot_svg, str) else list(plot_svg)
+    parts.append(f"<figure>{plots[0]}</figure>")
+    if budget_table is not None or len(plots) > 1:
+        parts.append("<h2>Equal budget</h2>")
+        if budget_table is not None:
+            parts += [table_html(*budget_table),
+                      '<div class="note">accuracy when every problem spends at most b answers judged: a search '
+                      "stopped at its last iteration within b, returning the answer it held there; Best-of-N and "
+                      "self-consistency with their first b samples; methods without a reward count the answers they "
+                      "produce (CoT and LTPO: one).</div>"]
+        parts += [f"<figure>{svg}</figure>" for svg in plots[1:]]
+    parts += [
               f'<div class="bar">filter: {buttons}<span class="sep"></span>'
               '<button type="button" data-open="1">expand shown</button>'
               '<button type="button" data-open="0">collapse all</button></div>']

@@ -50,6 +50,11 @@ class Run:
         return None if tau is None else float(tau)
 
     @property
+    def answer_selection(self) -> str:
+        """Which answer a search returns (``last`` or ``best``; what a budget curve replays)."""
+        return (self.config.get("model") or {}).get("answer_selection") or "last"
+
+    @property
     def stats(self) -> dict:
         """The table's numbers: summary.json, completed from the records."""
         return run_stats(self.summary, self.records)

@@ -392,7 +392,8 @@ def solve_shard(spec: RunSpec, shard: list[Problem], rank: Rank, accelerator: st
                 cb.on_problem_start(problem)
 
         def finished(problem: Problem, outcome: Outcome, seconds: float) -> None:
-            record = build_record(problem, outcome, grader, seconds, digest, reward=spec.model.reward)
+            record = build_record(problem, outcome, grader, seconds, digest,
+                                  reward=spec.model.reward if spec.method in REWARDED else None)
             for cb in problem_callbacks:
                 cb.on_problem_end(problem, record)
 

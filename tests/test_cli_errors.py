@@ -79,7 +79,7 @@ def test_missing_data_file(tiny_dir, tmp_path, capsys):
         ("--model.max_latents", "1.5", "error: --model.max_latents 1.5: expected an int"),
         ("--model.reuse", "maybe", "error: --model.reuse maybe: expected true or false"),
         ("--data.limit", "x", "error: --data.limit x: expected int or null"),
-        ("--method", "beam", "error: --method 'beam': choose one of latentseek, random, cot, bon, sc, gradcuit"),
+        ("--method", "beam", "error: --method 'beam': choose one of latentseek, random, cot, bon, sc, gradcuit, ltpo"),
         ("--model.optimizer", "adamw", "error: --model.optimizer 'adamw': choose one of adam, sgd, muon"),
         ("--data.arith_steps", "4", "error: --data.arith_steps 4: choose one of 1, 2, 3"),
         ("--trainer.max_steps", "-1", "error: --trainer.max_steps -1: K must be an int >= 0 (0 returns the CoT)"),
@@ -95,7 +95,7 @@ def test_invalid_option(tiny_dir, tmp_path, data, capsys, option, value, expecte
 @pytest.mark.parametrize(("yaml", "expected"), [
     ("model:\n  rho: 2\n", "error: --model.rho 2.0: must be in (0, 1]"),
     ("model:\n  prompt_set: fast\n", "error: --model.prompt_set 'fast': choose paper or compact"),
-    ("method: beam\n", "error: --method 'beam': choose one of latentseek, random, cot, bon, sc, gradcuit"),
+    ("method: beam\n", "error: --method 'beam': choose one of latentseek, random, cot, bon, sc, gradcuit, ltpo"),
 ])
 def test_invalid_value_in_a_config_file(tiny_dir, tmp_path, data, capsys, yaml, expected):
     config = tmp_path / "c.yaml"
@@ -232,7 +232,7 @@ def processes(tiny_dir, tmp_path_factory):
         ("malformed_row", "error: {tmp}/bad.jsonl, line 2: not valid JSON (Expecting property name enclosed in double "
                           "quotes: line 1 column 2 (char 1))"),
         ("rho", "error: --model.rho 2.0: must be in (0, 1]"),
-        ("method", "error: --method 'nope': choose one of latentseek, random, cot, bon, sc, gradcuit"),
+        ("method", "error: --method 'nope': choose one of latentseek, random, cot, bon, sc, gradcuit, ltpo"),
         ("ignored_option", "error: --data.path is ignored with --data.name arith; pass --data.name jsonl (or gsm8k, "
                            "math500, aime2024) to read a file"),
         ("unknown_option", "error: unrecognized arguments: --model.nope 1 (see --help)"),

@@ -49,11 +49,11 @@ def test_the_issues_case_data_path_with_the_generated_dataset(tmp_path, capsys):
     (values(model={"n_samples": 8}), [], "--model.n_samples is ignored with --method latentseek; it applies to --method "
                                          "bon or sc"),
     (values("cot", model={"samples_per_step": 4}), [],
-     "--model.samples_per_step is ignored with --method cot; it applies to --method latentseek or random"),
+     "--model.samples_per_step is ignored with --method cot; it applies to --method latentseek, random or ltpo"),
     (values("bon", trainer={"max_steps": 3}), [],
-     "--trainer.max_steps is ignored with --method bon; it applies to --method latentseek, random or gradcuit"),
+     "--trainer.max_steps is ignored with --method bon; it applies to --method latentseek, random, gradcuit or ltpo"),
     (values("sc", model={"reward": "psrm"}), [],
-     "--model.reward is ignored with --method sc; --method cot and sc use no reward; it applies to --method "
+     "--model.reward is ignored with --method sc; --method cot, sc and ltpo use no reward; it applies to --method "
      "latentseek, random, bon or gradcuit"),
     (values("random", model={"optimizer": "sgd"}), [],
      "--model.optimizer is ignored with --method random; it applies to --method latentseek or gradcuit (the random "
@@ -85,7 +85,7 @@ def test_the_issues_case_data_path_with_the_generated_dataset(tmp_path, capsys):
      "--data.split train is ignored with the local file --data.path rows.jsonl; a split chooses part of a hub dataset"),
     # on the command line, even at its default value
     (values("cot"), ["model.lr"],
-     "--model.lr is ignored with --method cot; it applies to --method latentseek, random or gradcuit"),
+     "--model.lr is ignored with --method cot; it applies to --method latentseek, random, gradcuit or ltpo"),
     (values(model={"reward": "constant"}), ["model.format_rule"],
      "--model.format_rule is ignored with --model.reward constant; it applies to --model.reward self (the model judges "
      "its own answers)"),

@@ -171,10 +171,17 @@ def test_markdown_table_columns_and_values(written):
     # summary.json values win; reward calls (absent from it) from the records
     assert lines[3] == "| BoN (oracle PSRM = pass@4) (bon) | 2 | 0.500 | [0.100, 0.900] | - | 0.000 | 4.00 | 400.0 | 0.0 | 9.50 |"
     assert lines[4] == "| greedy | 1 | 1.000 | [0.207, 1.000] | 1.000 | 0.000 | 0.00 | 9.0 | 0.0 | 0.50 |"
-    assert lines[6].startswith("Self-reward accuracy")
-    assert lines[8] == "| run | judged | agreement | precision | recall | calculation | logic | completeness | answer |"
-    assert lines[10] == "| latentseek + self (seek) | 9 | 0.556 | 0.250 | 0.500 | 0.667 | 0.333 | 0.667 | 0.556 |"
-    assert len(lines) == 11  # the cot run (reward "self" in its config, but no reward used) has no row
+    # the equal-budget table (test_budget.py): seek stopped at 1, 2, 3 answers judged (p2's iteration 1 judged two
+    # samples), BoN at N = 1..4, the CoT's one answer at every budget
+    assert lines[6].startswith("Accuracy when every problem spends at most b answers judged")
+    assert lines[8] == "| run | b=1 | b=2 | b=3 | b=4 |"
+    assert lines[10:13] == ["| latentseek + self (seek) | 0.333 | 0.667 | 0.333 | 0.333 |",
+                            "| BoN (oracle PSRM = pass@4) (bon) | 0.500 | 0.500 | 0.500 | 0.500 |",
+                            "| greedy | 1.000 | 1.000 | 1.000 | 1.000 |"]
+    assert lines[14].startswith("Self-reward accuracy")
+    assert lines[16] == "| run | judged | agreement | precision | recall | calculation | logic | completeness | answer |"
+    assert lines[18] == "| latentseek + self (seek) | 9 | 0.556 | 0.250 | 0.500 | 0.667 | 0.333 | 0.667 | 0.556 |"
+    assert len(lines) == 19  # the cot run (reward "self" in its config, but no reward used) has no row
 
 
 # ------------------------------------------------------------------------------------ report.html

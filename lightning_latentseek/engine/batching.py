@@ -31,6 +31,7 @@ from torch import Tensor
 from lightning_latentseek.engine.batch_cache import BatchCache, PrefillCache
 from lightning_latentseek.engine.injection import Injection
 from lightning_latentseek.engine.lm import FrozenLM
+from lightning_latentseek.engine.sampling import token_confidence
 from lightning_latentseek.engine.tuning import EngineTuning, tuning_for
 from lightning_latentseek.errors import UserError
 
@@ -48,6 +49,13 @@ class Row:
     the finished sequence, for later rows that start with it (the compact verifier prompts). `inject` writes
     hidden states into a decoder block's input at some of the row's positions (`engine.injection`): its prefill
     reuses no stored KV beyond the injection's start, and its KV is never stored for other rows.
+
+    `prompt_hidden` n > 0 also returns the final hidden states of the row's last n context positions
+    (`Generation.prompt_hidden`; ``lm_head`` of them gives the logits there); with `max_new_tokens` 0 the row is
+    only prefilled, which scores a prompt without generating (LTPO's reward). `confidence_k` k > 0 records, for each
+    generated token, the confidence of the distribution it was chosen from (`sampling.token_confidence`, LTPO's
+    measure: -(1/k) sum of log p over the k most likely tokens) in `Generation.confidence`, read off the logits the
+    decoding computes anyway.
     """
 
     ids: Sequence[int]
@@ -58,6 +66,8 @@ class Row:
     stop: Callable[[list[int]], bool] | None = None
     keep_cache: bool = False
     inject: Injection | None = None
+    prompt_hidden: int = 0
+    confidence_k: int = 0
 
 
 @dataclass
@@ -67,6 +77,8 @@ class Generation:
     tokens: list[int]
     hit_cap: bool  # it stopped at max_new_tokens (not at a stop token or its own stop rule)
     hidden: Tensor | None = None  # (len(tokens), H) for keep_hidden rows, in the LLM's dtype
+    prompt_hidden: Tensor | None = None  # (n, H) for a row with prompt_hidden n: its last n context positions
+    confidence: list[float] | None = None  # per token, for a row with confidence_k
 
 
 class SequenceTooLong(UserError, ValueError):
@@ -110,6 +122,8 @@ class _Live:
     index: int
     tokens: list[int] = field(default_factory=list)
     hidden: list[Tensor] = field(default_factory=list)
+    confidence: list[float] = field(default_factory=list)
+    prompt_hidden: Tensor | None = None  # its last context positions' hidden states (rows with prompt_hidden)
     done: bool = False
     sequence: list[int] = field(init=False)  # ids + tokens (drafts and samplers read it)
     _ngrams: dict = field(default_factory=dict)  # n-gram -> the end of its latest occurrence in `sequence`
@@ -118,13 +132,16 @@ class _Live:
     def __post_init__(self):
         self.sequence = list(self.row.ids)
 
-    def add(self, token: int, hidden: Tensor) -> bool:
+    def add(self, token: int, hidden: Tensor, confidence: float | None = None) -> bool:
         """Append a token; True when the row is finished. `hidden` (H,) is a row of a forward's whole output:
-        a kept one is copied, so that no step's (B, width, H) output stays alive until the row ends."""
+        a kept one is copied, so that no step's (B, width, H) output stays alive until the row ends. `confidence`:
+        the token's confidence (rows with `confidence_k`)."""
         self.tokens.append(token)
         self.sequence.append(token)
         if self.row.keep_hidden:
             self.hidden.append(hidden.clone())
+        if self.row.confidence_k:
+            self.confidence.append(confidence)
         return (token in self.row.stop_ids or len(self.tokens) >= self.row.max_new_tokens
                 or (self.row.stop is not None and self.row.stop(self.tokens)))
 
@@ -150,7 +167,8 @@ class _Live:
     def result(self) -> Generation:
         hit_cap = len(self.tokens) >= self.row.max_new_tokens and self.tokens[-1] not in self.row.stop_ids
         hidden = torch.stack(self.hidden) if self.row.keep_hidden else None
-        return Generation(list(self.tokens), hit_cap, hidden)
+        return Generation(list(self.tokens), hit_cap, hidden, self.prompt_hidden,
+                          list(self.confidence) if self.row.confidence_k else None)
 
 
 class PrefixStore:
@@ -363,12 +381,21 @@ class GenerationEngine:
                 live = _Live(row, request, index)
                 if self._outgrows_window(live):
                     break
-                if row.max_new_tokens <= 0:
+                if row.max_new_tokens <= 0 and not row.prompt_hidden:
                     request.finish(index, Generation([], True, self._empty_hidden() if row.keep_hidden else None))
                     continue
-                layers, hidden = self._prefill(row.ids, row.inject)
-                token = self._choose(self.lm.logits(hidden), [live])[0]
-                if live.add(token, hidden[0]):
+                layers, hidden = self._prefill(row.ids, row.inject, max(1, row.prompt_hidden))
+                scored = hidden[0].clone() if row.prompt_hidden else None
+                if row.max_new_tokens <= 0:  # a prompt scored, nothing generated
+                    request.finish(index, Generation([], True, self._empty_hidden() if row.keep_hidden else None,
+                                                      prompt_hidden=scored))
+                    continue
+                hidden = hidden[:, -1]
+                logits = self.lm.logits(hidden)
+                token = self._choose(logits, [live])[0]
+                confidence = self._confidences(logits, [live])
+                live.prompt_hidden = scored
+                if live.add(token, hidden[0], None if confidence is None else confidence[0]):
                     self._retire(live, None)
                 else:
                     joining.append((live, layers, len(row.ids)))
@@ -394,9 +421,9 @@ class GenerationEngine:
     def _empty_hidden(self) -> Tensor:
         return torch.zeros((0, self.lm.hidden_size), dtype=self.lm.dtype, device=self.lm.device)
 
-    def _prefill(self, ids: Sequence[int],
-                 inject: Injection | None = None) -> tuple[list[tuple[Tensor, Tensor]], Tensor]:
-        """KV of `ids` (one row) and the final hidden state at its last position (1, H). With `inject`, the stored
+    def _prefill(self, ids: Sequence[int], inject: Injection | None = None,
+                 last: int = 1) -> tuple[list[tuple[Tensor, Tensor]], Tensor]:
+        """KV of `ids` (one row) and the final hidden states at its `last` positions (1, last, H). With `inject`, the stored
         prefix reused stops at the injection's start (the positions before it do not depend on the injected
         states) and the row's KV is not stored."""
         ids = list(ids)
@@ -408,10 +435,10 @@ class GenerationEngine:
         started = time.perf_counter()
         feed = torch.tensor([ids[reused:]], device=self.lm.device)
         if inject is None:
-            hidden = self.lm.forward(feed, cache)[:, -1]
+            hidden = self.lm.forward(feed, cache)[:, -last:]
         else:
             with self.lm.injections.writing(inject.layer, [(0, inject.start - reused, inject.state)]):
-                hidden = self.lm.forward(feed, cache)[:, -1]
+                hidden = self.lm.forward(feed, cache)[:, -last:]
         self.stats["prefill_seconds"] += time.perf_counter() - started
         self.stats["forwards"] += 1
         self.stats["prefill_tokens"] += len(ids) - reused
@@ -420,6 +447,20 @@ class GenerationEngine:
         if self.store is not None and inject is None:
             self.store.add(ids, kept)
         return kept, hidden
+
+    @staticmethod
+    def _confidences(logits: Tensor, rows: list[_Live]) -> list[float | None] | None:
+        """`token_confidence` of each logits row whose `_Live` (`rows`, one per logits row) asks for it (one call per k);
+        None when none does."""
+        ks = [live.row.confidence_k for live in rows]
+        if not any(ks):
+            return None
+        found: list[float | None] = [None] * len(ks)
+        for k in set(ks) - {0}:
+            at = [i for i, each in enumerate(ks) if each == k]
+            for i, value in zip(at, token_confidence(logits[at], k).tolist()):
+                found[i] = value
+        return found
 
     def _choose(self, logits: Tensor, rows: list[_Live]) -> list[int]:
         """The next token of each row: argmax, or the row's sampler."""
@@ -544,6 +585,7 @@ class GenerationEngine:
             at_columns += range(1 + len(drafts[b]))
         logits = self.lm.logits(hidden[at_rows, at_columns])  # (positions, V)
         greedy = logits.argmax(-1).tolist()
+        confidence = self._confidences(logits, [rows[b] for b in at_rows])
         self.stats["decode_seconds"] += time.perf_counter() - started
         self.stats["forwards"] += 1
         self.stats["steps"] += 1
@@ -559,7 +601,7 @@ class GenerationEngine:
                 else:
                     token = row.row.sampler(logits[first[i]], row.sequence)
                 self.stats["generated_tokens"] += 1
-                if row.add(token, hidden[b, j]):
+                if row.add(token, hidden[b, j], None if confidence is None else confidence[first[i] + j]):
                     self._retire(row, b)
                     break
                 if self._outgrows_window(row):

@@ -91,7 +91,7 @@ class FrozenLM:
         with special tokens, the messages' content with ``split_special_tokens=True``.
         """
         rendered = self.tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
-        if not any(special in m["content"] for m in messages for special in self._special_texts):
+        if not any(self.contains_special_text(m["content"]) for m in messages):
             return self.tokenizer(rendered, add_special_tokens=add_special_tokens)["input_ids"]
         marks = [f"\x00LLS{i}\x00" for i in range(len(messages))]
         shell = [{**m, "content": mark} for m, mark in zip(messages, marks)]
@@ -132,6 +132,10 @@ class FrozenLM:
     def token_text(self, ids: Sequence[int]) -> list[str]:
         """The text of each token on its own (latent tokens in records and reports)."""
         return [self.tokenizer.decode([i]) for i in ids]
+
+    def contains_special_text(self, text: str) -> bool:
+        """Whether `text` contains a special token's text (``<|im_end|>`` ...), which our tokenization keeps as text."""
+        return any(special in text for special in self._special_texts)
 
     # ---------------------------------------------------------------- forward primitive
     def new_cache(self) -> DynamicCache:

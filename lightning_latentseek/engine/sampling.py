@@ -67,3 +67,17 @@ class GenerationConfigSampler:
         if not self.do_sample:
             return int(scores.argmax(-1))
         return int(torch.multinomial(torch.softmax(scores, dim=-1)[0], 1, generator=self.generator))
+
+
+CONFIDENCE_EPS = 1e-10  # LTPO's, added to each probability before the log (ltpo.py:115)
+
+
+def token_confidence(logits: Tensor, k: int) -> Tensor:
+    """LTPO's confidence of a next-token distribution (ltpo2025/LTPO ltpo.py:113-115), for each row of `logits`
+    (..., V): C = -(1/k) sum over the k most likely tokens of log(p + 1e-10), p = softmax(logits) in float32.
+
+    C is high when the top-k tail is thin: ln k when the k largest probabilities are equal (and hold all the
+    mass), -((k - 1) ln 1e-10 + ln(1 + 1e-10)) / k (20.72 for k 10) when one token holds all of it."""
+    probs = torch.softmax(logits.float(), dim=-1)
+    top = torch.topk(probs, k, dim=-1).values
+    return -torch.log(top + CONFIDENCE_EPS).sum(-1) / k

@@ -1,4 +1,4 @@
-"""Rewards are plug-ins: ``self``, ``single_verifier``, ``psrm``, ``constant`` or an import path
+"""Rewards are plug-ins: ``self``, ``single_verifier``, ``psrm``, ``constant``, ``confidence`` or an import path
 ``pkg.module.ClassName``. The verifier rewards (``self``, ``single_verifier``) are answered by the solver's engine or
 by an OpenAI-compatible server (`server.ChatServer`, `--model.reward_server`)."""
 
@@ -9,12 +9,13 @@ import inspect
 
 from lightning_latentseek.errors import UserError
 from lightning_latentseek.rewards.base import ConstantReward, Reward, RewardResult, RewardUnavailable, judge_many
+from lightning_latentseek.rewards.confidence import ConfidenceReward, token_reward_k
 from lightning_latentseek.rewards.psrm import PerfectSparseReward
 from lightning_latentseek.typed import check_arguments
 
-__all__ = ["ConstantReward", "PerfectSparseReward", "Reward", "RewardError", "RewardResult", "RewardUnavailable",
-           "build_reward", "check_reward_args", "judge_many", "reward_class"]
-BUILTIN = ("self", "single_verifier", "psrm", "constant")
+__all__ = ["ConfidenceReward", "ConstantReward", "PerfectSparseReward", "Reward", "RewardError", "RewardResult",
+           "RewardUnavailable", "build_reward", "check_reward_args", "judge_many", "reward_class", "token_reward_k"]
+BUILTIN = ("self", "single_verifier", "psrm", "constant", "confidence")
 
 
 class RewardError(UserError, ValueError):
@@ -27,6 +28,8 @@ def reward_class(spec: str) -> type:
         return PerfectSparseReward
     if spec == "constant":
         return ConstantReward
+    if spec == "confidence":
+        return ConfidenceReward
     if spec == "self":
         from lightning_latentseek.rewards.self_reward import SelfReward
 
@@ -78,7 +81,7 @@ def build_reward(spec: str, *, engine=None, prompt: str = "boxed", args: dict | 
     args = check_reward_args(spec, args)
     if spec == "psrm":
         return cls(grader=grader, prompt=prompt, **args)
-    if spec == "constant":
+    if spec in ("constant", "confidence"):
         return cls(**args)
     if spec == "self":
         return cls(engine, prompt=prompt, server=server, **{**self_reward, **args})
