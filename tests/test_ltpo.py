@@ -278,17 +278,19 @@ def test_cli_ltpo_writes_a_record_per_problem_and_runs_all_k_steps(tmp_path):
 
 
 def test_ltpo_defaults_are_its_codes_unless_given(tmp_path):
-    """METHOD_DEFAULTS: --method ltpo takes LTPO's cap (4096) and grades its boxed answers, even from a config made
-    for LatentSeek (the demo's 128 and a JSON prompt); an option given on the command line wins."""
+    """METHOD_DEFAULTS: --method ltpo takes LTPO's cap (4096) unless a config or the command line gives one (the
+    demo's 128 applies to any method), and grades its boxed answers even from a config made for LatentSeek's JSON
+    prompt (a config's prompt is its own method's)."""
     demo = str(ROOT / "configs" / "demo.yaml")
+    assert LatentSeekCLI(args=["--method", "ltpo"]).run_spec().model.max_new_tokens == 4096
     spec = LatentSeekCLI(args=["--config", demo, "--method", "ltpo"]).run_spec()
-    assert (spec.model.max_new_tokens, spec.model.prompt, spec.model.lr, spec.max_steps) == (4096, "boxed", 0.03, 5)
+    assert (spec.model.max_new_tokens, spec.model.prompt, spec.model.lr, spec.max_steps) == (128, "boxed", 0.03, 5)
     assert (spec.model.ltpo_slots, spec.model.ltpo_sigma, spec.model.ltpo_sigma_decay, spec.model.ltpo_top_k) == \
         (10, 0.1, 0.99, 10)
     json_config = str(ROOT / "configs" / "gsm8k_json.yaml")
     assert LatentSeekCLI(args=["--config", json_config, "--method", "ltpo"]).run_spec().model.prompt == "boxed"
-    spec = LatentSeekCLI(args=["--config", demo, "--method", "ltpo", "--model.max_new_tokens", "128"]).run_spec()
-    assert spec.model.max_new_tokens == 128
+    spec = LatentSeekCLI(args=["--config", demo, "--method", "ltpo", "--model.max_new_tokens", "64"]).run_spec()
+    assert spec.model.max_new_tokens == 64
     assert LatentSeekCLI(args=["--config", demo]).run_spec().model.max_new_tokens == 128  # LatentSeek: unchanged
 
 
@@ -296,8 +298,8 @@ def test_ltpo_defaults_are_its_codes_unless_given(tmp_path):
     (["--model.prompt", "json"], "--model.prompt is ignored with --method ltpo; --method ltpo writes LTPO's own "
                                  "prompt (which asks for \\boxed{})"),
     (["--model.reward", "psrm"], "--model.reward is ignored with --method ltpo; --method cot, sc and ltpo use no "
-                                 "reward; it applies to --method latentseek, random or bon"),
-    (["--model.tau", "-0.5"], "--model.tau is ignored with --method ltpo; it applies to --method latentseek or random"),
+                                 "reward; it applies to --method latentseek, random, bon or gradcuit"),
+    (["--model.tau", "-0.5"], "--model.tau is ignored with --method ltpo; it applies to --method latentseek, random or gradcuit"),
     (["--model.ltpo_baseline", "loo"], "--model.ltpo_baseline loo is ignored with --model.samples_per_step 1 (the "
                                        "leave-one-out baseline of a single candidate is 0); pass "
                                        "--model.samples_per_step 4"),
