@@ -181,6 +181,14 @@ def gradcuit_layer(cfg: SeekConfig, llm) -> int:
     return layer
 
 
+def check_reward_for(method: str, reward, name: str) -> None:
+    """A method's loop that judges answer texts only (GradCuit's) refuses a reward of token confidences (a class
+    or an instance with ``from_confidences``): one line naming the option."""
+    if method == "gradcuit" and hasattr(reward, "from_confidences"):
+        raise UserError(f"--method gradcuit --model.reward {name}: GradCuit's answers are judged by their text; "
+                        f"use psrm, self, single_verifier or constant")
+
+
 def gradcuit(problem: Problem, ctx: SolveContext, step: str = "gradient") -> Outcome:
     """GradCuit (arXiv 2608.02585) as its code runs it (`src/gradcuit/gradcuit.py`, G): problem -> GradCuit's
     solver prompt (tokenised from the chat template's text, no special tokens added: G:288-292) + the inserted
@@ -194,9 +202,7 @@ def gradcuit(problem: Problem, ctx: SolveContext, step: str = "gradient") -> Out
     if cfg.prompt != "boxed":
         raise UserError(f"--method gradcuit --model.prompt {cfg.prompt}: GradCuit's JSON solver prompt "
                         f"(src/prompts/solver_prompts.py:2-5) is not implemented; use --model.prompt boxed")
-    if token_reward_k(ctx.reward):
-        raise UserError(f"--method gradcuit --model.reward {cfg.reward}: GradCuit's answers are judged by their text; "
-                        f"use psrm, self, single_verifier or constant")
+    check_reward_for("gradcuit", ctx.reward, cfg.reward)
     prefix = llm.encode(cfg.insert_prefix)
     if not cfg.insert_prefix.strip() or not prefix:
         raise UserError(f"--model.insert_prefix {cfg.insert_prefix!r}: GradCuit needs a non-empty prefix text")

@@ -32,11 +32,11 @@ from lightning_latentseek.config import (ITERATIVE, REWARDED, VERIFIERS, DataCon
 from lightning_latentseek.engine import GenerationEngine, load_llm, resolve_llm_source
 from lightning_latentseek.errors import UserError
 from lightning_latentseek.grading import Grader
-from lightning_latentseek.methods import METHOD_FUNCTIONS, Outcome, SolveContext
+from lightning_latentseek.methods import METHOD_FUNCTIONS, Outcome, SolveContext, check_reward_for
 from lightning_latentseek.problems import Problem, ProblemDataError, load_problems_with_errors
 from lightning_latentseek.records import (RESULTS, RUN_CONFIG, UNFINISHED, build_record, config_hash, finished_records,
                                           merge)
-from lightning_latentseek.rewards import RewardUnavailable, build_reward, check_reward_args
+from lightning_latentseek.rewards import RewardUnavailable, build_reward, check_reward_args, reward_class
 from lightning_latentseek.rewards.server import ChatServer
 from lightning_latentseek.seeds import stable_seed
 from lightning_latentseek.summary import summarize, summary_markdown
@@ -267,6 +267,7 @@ def run(spec: RunSpec) -> dict | None:
     resolve_llm_source(spec.model.llm)  # a wrong --model.llm or --model.reward(_args) fails before any work
     if spec.method in REWARDED:
         check_reward_args(spec.model.reward, spec.model.reward_args)
+        check_reward_for(spec.method, reward_class(spec.model.reward), spec.model.reward)
     server = connect_reward_server(spec)  # a server that cannot be reached: a user error, before any work
     accelerator = resolve_accelerator(spec.trainer)
     devices = count_devices(spec.trainer, accelerator)

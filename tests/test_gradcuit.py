@@ -305,3 +305,8 @@ def test_the_command_line_runs_gradcuit_with_its_own_defaults(tiny_dir, tmp_path
     assert json.loads((tmp_path / "lr" / "run_config.json").read_text())["model"]["lr"] == 0.2
     line = user_error(capsys, [*common, "--model.rho", "0.5", "--output_dir", str(tmp_path / "rho")])
     assert line == "error: --model.rho is ignored with --method gradcuit; it applies to --method latentseek or random"
+    rewards = [*common[:4], "--model.reward", "confidence", *common[6:]]
+    line = user_error(capsys, [*rewards, "--output_dir", str(tmp_path / "confidence")])
+    assert line == ("error: --method gradcuit --model.reward confidence: GradCuit's answers are judged by their text; "
+                    "use psrm, self, single_verifier or constant")
+    assert not (tmp_path / "confidence").exists()  # refused before any work
