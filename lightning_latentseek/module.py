@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import itertools
-from typing import Literal
+from typing import Any, Literal
 
 import lightning as L
 import torch
@@ -46,7 +46,30 @@ def iteration_stream() -> IterableDataset:
     return _Iterations()
 
 
-class LatentSeekModule(L.LightningModule):
+class SearchModule(L.LightningModule):
+    """What LatentSeek's and GradCuit's fits share: the search's reward (what `RewardThreshold` compares with tau:
+    the best reward of the current decodings), the optimizer of `trainable()` (or the random control's
+    `RandomStep` with ``step="random"``) and one batch per iteration."""
+
+    search: Any
+
+    @property
+    def reward(self) -> float:
+        return self.search.reward
+
+    def trainable(self) -> list[torch.Tensor]:
+        raise NotImplementedError
+
+    def configure_optimizers(self):
+        if self.hparams.step == "random":
+            return RandomStep(self.trainable(), lr=self.hparams.lr, generator=self.generator)
+        return build_optimizer(self.hparams.optimizer, self.trainable(), self.hparams.lr)
+
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader(_Iterations(), batch_size=None)
+
+
+class LatentSeekModule(SearchModule):
     """A tiny module whose only parameter is the latent window z (fp32).
 
     The frozen LLM lives in `search` (a plain object), so it is not a submodule: not in the state
@@ -74,18 +97,8 @@ class LatentSeekModule(L.LightningModule):
         self.latents = LatentParameter(latents)
         self.generator = generator
 
-    @property
-    def reward(self) -> float:
-        """The best reward of the current decodings (what `RewardThreshold` compares with tau)."""
-        return self.search.reward
-
-    def configure_optimizers(self):
-        if self.hparams.step == "random":
-            return RandomStep(self.latents.parameters(), lr=self.hparams.lr, generator=self.generator)
-        return build_optimizer(self.hparams.optimizer, self.latents.parameters(), self.hparams.lr)
-
-    def train_dataloader(self) -> DataLoader:
-        return DataLoader(_Iterations(), batch_size=None)
+    def trainable(self) -> list[torch.Tensor]:
+        return list(self.latents.parameters())
 
     def training_step(self, batch, batch_idx):
         """One iteration (paper Sec. 3.3): a step on z from the current decodings' rewards, then new decodings.
@@ -121,7 +134,7 @@ class LatentSeekModule(L.LightningModule):
         return None if loss is None else loss.detach()
 
 
-class GradCuitModule(L.LightningModule):
+class GradCuitModule(SearchModule):
     """GradCuit's fit (`prefix`): the only parameter is the prefix offset delta (P, H), zero-initialised.
 
     Like `LatentSeekModule`, the frozen LLM lives in `search` (a `PrefixSearch`), not in the module.
@@ -148,18 +161,8 @@ class GradCuitModule(L.LightningModule):
         self.offset = PrefixOffset(init, dtype)
         self.generator = generator
 
-    @property
-    def reward(self) -> float:
-        """The latest answer's reward (what `RewardThreshold` compares with tau)."""
-        return self.search.reward
-
-    def configure_optimizers(self):
-        if self.hparams.step == "random":
-            return RandomStep([self.offset.delta], lr=self.hparams.lr, generator=self.generator)
-        return build_optimizer(self.hparams.optimizer, [self.offset.delta], self.hparams.lr)
-
-    def train_dataloader(self) -> DataLoader:
-        return DataLoader(_Iterations(), batch_size=None)
+    def trainable(self) -> list[torch.Tensor]:
+        return [self.offset.delta]
 
     def training_step(self, batch, batch_idx):
         """One GradCuit iteration (G:399-474):

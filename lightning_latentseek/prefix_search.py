@@ -22,10 +22,10 @@ from lightning_latentseek.config import FirstTargets
 from lightning_latentseek.engine import GenerationEngine, Injection, Row
 from lightning_latentseek.problems import Problem
 from lightning_latentseek.rewards import Reward
-from lightning_latentseek.search import AnswerJudge, Iterate, Sample
+from lightning_latentseek.search import AnswerJudge, Iterate, Sample, SearchHistory
 
 
-class PrefixSearch:
+class PrefixSearch(SearchHistory):
     """Regenerate and reward answers for one problem under a prefix state; remembers every answer.
 
     An answer judged before in this problem is not judged again (`reuse`, `search.AnswerJudge`) when the reward is
@@ -60,19 +60,6 @@ class PrefixSearch:
     def injection(self, state: Tensor) -> Injection:
         return Injection(self.layer, self.start, state)
 
-    @property
-    def current(self) -> Iterate:
-        return self.history[-1]
-
-    @property
-    def reward(self) -> float:
-        """The latest answer's reward: what tau is compared with."""
-        return self.current.best.reward.value
-
-    def best(self) -> Sample:
-        """The highest-rewarded answer of the whole search (the earliest among ties)."""
-        return max((s for it in self.history for s in it.samples), key=lambda s: s.reward.value)
-
     def step(self, state: Tensor, loss: float | None = None, step_norm: float | None = None) -> Iterate:
         """The whole answer regenerated greedily with `state` (P, H) injected -> reward; its ids are the next
         targets."""
@@ -92,8 +79,3 @@ class PrefixSearch:
         # HF generate stops at the checkpoint's EOS ids (G:273-280, 299-306)
         return Row(self.context, self.max_new_tokens, self.llm.generation_stop_ids,
                    inject=None if state is None else self.injection(state))
-
-    @property
-    def verifier_tokens(self) -> int:
-        """Tokens the reward generated for this problem."""
-        return self.judge.verifier_tokens

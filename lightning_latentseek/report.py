@@ -131,15 +131,22 @@ def plot_accuracy_vs_iteration(runs: list[tuple[str, dict]], path: Path | None =
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize="small")  # beside the curves
-        fig.tight_layout()
-        if path is not None:
-            fig.savefig(path, dpi=120)
-            plt.close(fig)
-            return path
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format=fmt, metadata={"Date": None} if fmt == "svg" else None)
+        return _save(fig, path, fmt)
+
+
+def _save(fig, path: Path | None, fmt: str):
+    """Write `fig` to `path` (returns it), or return its bytes in `fmt` (no date in an SVG: stable output)."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    if path is not None:
+        fig.savefig(path, dpi=120)
         plt.close(fig)
-        return buffer.getvalue()
+        return path
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format=fmt, metadata={"Date": None} if fmt == "svg" else None)
+    plt.close(fig)
+    return buffer.getvalue()
 
 
 def plot_equal_budget(curves: list[tuple[str, list[BudgetPoint]]], path: Path | None = None, fmt: str = "png"):
@@ -179,15 +186,7 @@ def plot_equal_budget(curves: list[tuple[str, list[BudgetPoint]]], path: Path | 
             axis.grid(alpha=0.3)
         if by_tokens.get_legend_handles_labels()[0]:
             by_tokens.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize="small")
-        fig.tight_layout()
-        if path is not None:
-            fig.savefig(path, dpi=120)
-            plt.close(fig)
-            return path
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format=fmt, metadata={"Date": None} if fmt == "svg" else None)
-        plt.close(fig)
-        return buffer.getvalue()
+        return _save(fig, path, fmt)
 
 
 def inline_svg(svg: bytes) -> str:

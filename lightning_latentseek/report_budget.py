@@ -5,7 +5,7 @@ Every run gives a curve of points (answers, tokens, accuracy), computed from its
 * Best-of-N and self-consistency: one point per N = 1..N_max, from the run's own samples: the choice among the
   first N samples of each problem (Best-of-N: the highest reward, the earliest among ties; self-consistency: the
   majority vote), so one run of N_max samples gives the whole curve;
-* LatentSeek-style runs (records with a trajectory: latentseek, random): one point per budget b = 1, 2, ... answers
+* search runs (records with a trajectory: latentseek, random, gradcuit): one point per budget b = 1, 2, ... answers
   judged per problem: each problem stopped at its last iteration whose answers judged so far (the CoT's included)
   are at most b, returning the answer it would have returned there (the iteration's answer, or with
   ``answer_selection best`` the best-rewarded one so far). A problem that stopped before b keeps its final answer;

@@ -83,7 +83,32 @@ class AnswerJudge:
         return self.reuse and (text, eos) in self._rewards
 
 
-class ProblemSearch:
+class SearchHistory:
+    """A search's answers, iteration by iteration (`history`, the first answer's first), judged by `judge`."""
+
+    history: list[Iterate]
+    judge: AnswerJudge
+
+    @property
+    def current(self) -> Iterate:
+        return self.history[-1]
+
+    @property
+    def reward(self) -> float:
+        """The best reward of the latest decodings: what tau is compared with."""
+        return self.current.best.reward.value
+
+    def best(self) -> Sample:
+        """The highest-rewarded answer of the whole search (the earliest among ties)."""
+        return max((s for it in self.history for s in it.samples), key=lambda s: s.reward.value)
+
+    @property
+    def verifier_tokens(self) -> int:
+        """Tokens the reward generated for this problem."""
+        return self.judge.verifier_tokens
+
+
+class ProblemSearch(SearchHistory):
     """Continue and reward decoded windows for one problem; remembers every answer it produced."""
 
     def __init__(self, engine: GenerationEngine, problem: Problem, prompt_ids: Sequence[int], cot: Generation,
@@ -114,19 +139,6 @@ class ProblemSearch:
         self.history: list[Iterate] = [Iterate(0, [cot_sample], solver_tokens=len(cot.tokens),
                                                verifier_tokens=verifier_tokens)]
 
-    @property
-    def current(self) -> Iterate:
-        return self.history[-1]
-
-    @property
-    def reward(self) -> float:
-        """The best reward of the latest decodings: what tau is compared with."""
-        return self.current.best.reward.value
-
-    def best(self) -> Sample:
-        """The highest-rewarded answer of the whole search (the earliest among ties)."""
-        return max((s for it in self.history for s in it.samples), key=lambda s: s.reward.value)
-
     def step(self, windows: Sequence[Sequence[int]], loss: float | None = None,
              step_norm: float | None = None) -> Iterate:
         """Windows decoded from the latents -> greedy continuations to EOS (one batched call) -> rewards."""
@@ -149,11 +161,6 @@ class ProblemSearch:
         iterate = Iterate(len(self.history), samples, loss, step_norm, generated, verifier_tokens)
         self.history.append(iterate)
         return iterate
-
-    @property
-    def verifier_tokens(self) -> int:
-        """Tokens the reward generated for this problem."""
-        return self.judge.verifier_tokens
 
     def _rewards_of(self, windows: Sequence[Sequence[int]], texts: list[str], eos: list[str],
                     confidences: list[list[float] | None]) -> tuple[list[RewardResult], int]:
