@@ -184,8 +184,9 @@ def plot_equal_budget(curves: list[tuple[str, list[BudgetPoint]]], path: Path | 
             axis.set_ylabel("accuracy")
             axis.set_ylim(-0.02, 1.02)
             axis.grid(alpha=0.3)
-        if by_tokens.get_legend_handles_labels()[0]:
-            by_tokens.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize="small")
+        handles, labels = by_answers.get_legend_handles_labels()  # every run has an answers curve
+        if handles:  # beside the tokens panel (a run whose records give no tokens is only in the answers panel)
+            by_tokens.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize="small")
         return _save(fig, path, fmt)
 
 

@@ -134,3 +134,15 @@ def test_the_report_writes_the_equal_budget_plot_table_and_html(tmp_path):
 @pytest.mark.parametrize("records", [[], [{"id": "x", "skipped": True}]])
 def test_a_run_without_solved_records_has_no_curve(records):
     assert budget_curve(records) == []
+
+
+def test_a_run_without_token_counts_is_in_the_legend():
+    """Records written before per-iteration costs give a curve on the answers panel only; the legend still names
+    the run (it is drawn from the answers panel)."""
+    from lightning_latentseek.report import plot_equal_budget
+    from lightning_latentseek.report_budget import BudgetPoint
+
+    curves = [("with tokens", [BudgetPoint(1, 100.0, 0.4), BudgetPoint(2, 250.0, 0.5)]),
+              ("without tokens", [BudgetPoint(1, None, 0.3), BudgetPoint(2, None, 0.35)])]
+    svg = plot_equal_budget(curves, fmt="svg").decode()
+    assert svg.count(">with tokens<") == 1 and svg.count(">without tokens<") == 1
