@@ -5,7 +5,7 @@
 #   | LatentSeek (PSRM, M=4 samples per step at T=0.7) | random control (PSRM) | LatentSeek (self-reward,
 #   the paper's prompts, verifier cap 48) | LatentSeek with a constant reward (R = -1)
 #   | GradCuit (PSRM; its defaults: the prefix at the middle block, 15 of 30, lr 1e-3, bf16 offset) | its random
-#   control (PSRM) | GradCuit (PSRM) at a quarter of the depth (block 7)
+#   control (PSRM) | GradCuit (PSRM) at a quarter of the depth (block 7) | GradCuit (PSRM) with its fp32 offset fix
 #   | LTPO as its code runs (no verifier: the placeholders' confidence; its N 10, sigma 0.1, decay 0.99, lr 0.03, K 10,
 #   the demo's cap) | LTPO with both fixes (leave-one-out baseline over M = 4 candidates, the scored best state)
 #   | LTPO's prompt without a step (K = 0) | LatentSeek with the confidence reward (no verifier; the most confident
@@ -40,6 +40,7 @@ run constant "${K[@]}" --model.reward constant
 run gradcuit_psrm "${G[@]}" "${K[@]}" --model.reward psrm
 run gradcuit_random_psrm "${G[@]}" "${K[@]}" --model.reward psrm --model.step random
 run gradcuit_psrm_l7 "${G[@]}" "${K[@]}" --model.reward psrm --model.latent_layer 7
+run gradcuit_psrm_fp32 "${G[@]}" "${K[@]}" --model.reward psrm --model.offset_dtype fp32
 run ltpo "${LTPO[@]}" "${K[@]}"
 run ltpo_k0 "${LTPO[@]}" --trainer.max_steps 0  # LTPO's prompt and placeholders, no step: what the prompt alone does
 run ltpo_fixed "${LTPO[@]}" "${K[@]}" --model.ltpo_baseline loo --model.samples_per_step 4 --model.ltpo_best_state scored
@@ -51,6 +52,7 @@ python -m lightning_latentseek.report "CoT=$OUT/cot" "SC (N=4)=$OUT/sc" "BoN ora
     "random control (PSRM)=$OUT/random_psrm" "LatentSeek (self, paper prompts)=$OUT/latentseek_self" \
     "constant reward=$OUT/constant" "GradCuit (PSRM)=$OUT/gradcuit_psrm" \
     "GradCuit random control (PSRM)=$OUT/gradcuit_random_psrm" "GradCuit (PSRM, block 7)=$OUT/gradcuit_psrm_l7" \
+    "GradCuit (PSRM, fp32 offset)=$OUT/gradcuit_psrm_fp32" \
     "LTPO=$OUT/ltpo" "LTPO (loo M=4, scored)=$OUT/ltpo_fixed" "LTPO prompt, K=0=$OUT/ltpo_k0" \
     "LatentSeek (confidence, best)=$OUT/latentseek_confidence" "random control (confidence, best)=$OUT/random_confidence" \
     --output "$OUT/report"
