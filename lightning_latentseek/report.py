@@ -105,6 +105,14 @@ def _plot_label(name: str) -> str:
     return name.replace("$", r"\$")  # matplotlib reads $...$ as mathtext
 
 
+def _style(plt, index: int) -> tuple[str, str, str, str]:
+    """The `index`-th run's colour, line style, marker and single-point marker: past the colour cycle, the colours
+    come again with another line style and markers, so no two runs of a plot look alike."""
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    turn = index // len(colors) % 3
+    return colors[index % len(colors)], ("-", "--", "-.")[turn], ("o", "^", "v")[turn], ("s", "D", "P")[turn]
+
+
 def plot_accuracy_vs_iteration(runs: list[tuple[str, dict]], path: Path | None = None, fmt: str = "png"):
     """Accuracy of the held answer after i iterations, one line per run (flat for baselines).
 
@@ -118,12 +126,14 @@ def plot_accuracy_vs_iteration(runs: list[tuple[str, dict]], path: Path | None =
     horizon = max([len(s.get("accuracy_by_iteration") or []) for _, s in runs] + [1])
     with plt.rc_context({"svg.fonttype": "none", "svg.hashsalt": "lightning-latentseek"}):
         fig, ax = plt.subplots(figsize=(8.5, 4))
-        for name, summary in runs:
+        for index, (name, summary) in enumerate(runs):
+            color, style, marker, _ = _style(plt, index)
             curve = summary.get("accuracy_by_iteration") or []
             if curve:
-                ax.plot(range(len(curve)), curve, marker="o", label=_plot_label(name))
+                ax.plot(range(len(curve)), curve, marker=marker, linestyle=style, color=color, label=_plot_label(name))
             elif summary.get("accuracy") is not None:
-                ax.plot([0, max(horizon - 1, 1)], [summary["accuracy"]] * 2, linestyle="--", label=_plot_label(name))
+                ax.plot([0, max(horizon - 1, 1)], [summary["accuracy"]] * 2, linestyle=":", color=color,
+                        label=_plot_label(name))
         ax.set_xlabel("iteration")
         ax.set_ylabel("accuracy")
         ax.set_ylim(-0.02, 1.02)
@@ -162,9 +172,8 @@ def plot_equal_budget(curves: list[tuple[str, list[BudgetPoint]]], path: Path | 
 
     with plt.rc_context({"svg.fonttype": "none", "svg.hashsalt": "lightning-latentseek"}):
         fig, (by_answers, by_tokens) = plt.subplots(1, 2, figsize=(12, 4.2))
-        colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
         for index, (name, points) in enumerate(curves):
-            color = colors[index % len(colors)]
+            color, style, marker, single = _style(plt, index)
             label = _plot_label(name)
             for axis, x in ((by_answers, [p.answers for p in points]), (by_tokens, [p.tokens for p in points])):
                 kept = [(xi, p.accuracy) for xi, p in zip(x, points) if xi is not None]
@@ -172,11 +181,11 @@ def plot_equal_budget(curves: list[tuple[str, list[BudgetPoint]]], path: Path | 
                     continue
                 xs, ys = zip(*kept)
                 if len(kept) == 1:
-                    axis.plot(xs, ys, marker="s", linestyle="none", color=color, label=label)
+                    axis.plot(xs, ys, marker=single, linestyle="none", color=color, label=label)
                     axis.axhline(ys[0], xmin=0, xmax=1, linestyle=":", linewidth=1, color=color)
                 else:
-                    axis.plot(xs, ys, marker="o", markersize=3, drawstyle="steps-post" if axis is by_answers
-                              else "default", color=color, label=label)
+                    axis.plot(xs, ys, marker=marker, markersize=3, linestyle=style, drawstyle="steps-post"
+                              if axis is by_answers else "default", color=color, label=label)
         by_answers.set_xlabel("answers judged per problem (budget)")
         by_tokens.set_xlabel("tokens generated per problem (solver + verifier)")
         by_tokens.set_xscale("log")
