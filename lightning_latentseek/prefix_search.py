@@ -34,9 +34,9 @@ class PrefixSearch(SearchHistory):
     def __init__(self, engine: GenerationEngine, problem: Problem, prompt_ids: Sequence[int],
                  prefix_ids: Sequence[int], layer: int, reward: Reward, max_new_tokens: int,
                  first_targets: FirstTargets = "text", reuse: bool = True):
-        self.engine, self.llm, self.problem, self.reward_fn = engine, engine.lm, problem, reward
+        self.engine, self.llm, self.problem = engine, engine.lm, problem
         self.prompt_ids, self.prefix_ids = list(prompt_ids), list(prefix_ids)
-        self.layer, self.max_new_tokens, self.reuse = layer, max_new_tokens, reuse
+        self.layer, self.max_new_tokens = layer, max_new_tokens
         self.judge = AnswerJudge(reward, problem, reuse)
         baseline = engine.generate([self._row(None)])[0]
         self.solver_tokens = len(baseline.tokens)

@@ -110,14 +110,15 @@ def word_to_num(number_sentence: str):
 
 
 # ---------------------------------------------------------------------------------------- parse_utils_qwen.py
-def _fix_fracs(string: str) -> str:
-    """parse_utils_qwen.py:14-43."""
+def _fix_fracs(string: str, empty_piece_raises: bool = False) -> str:
+    """parse_utils_qwen.py:14-43; with `empty_piece_raises`, math_equivalent_MATH.py:7-36, the same but for an empty
+    piece after ``\\frac``, which raises IndexError there (and so here)."""
     substrs = string.split("\\frac")
     new_str = substrs[0]
     if len(substrs) > 1:
         for substr in substrs[1:]:
             new_str += "\\frac"
-            if len(substr) > 0 and substr[0] == "{":
+            if (substr[0] if empty_piece_raises else substr[:1]) == "{":
                 new_str += substr
             else:
                 if len(substr) < 2:
@@ -300,26 +301,6 @@ def extract_math_answer(pred_str: str, data_name: str = "math", use_last_number:
 
 
 # ---------------------------------------------------------------------------------------- math_equivalent_MATH.py
-def _hendrycks_fix_fracs(string: str) -> str:
-    """math_equivalent_MATH.py:7-36 (an empty piece after ``\\frac`` raises, as there)."""
-    substrs = string.split("\\frac")
-    new_str = substrs[0]
-    if len(substrs) > 1:
-        for substr in substrs[1:]:
-            new_str += "\\frac"
-            if substr[0] == "{":
-                new_str += substr
-            else:
-                if len(substr) < 2:
-                    return string
-                a, b = substr[0], substr[1]
-                if b != "{":
-                    new_str += "{" + a + "}{" + b + "}" + (substr[2:] if len(substr) > 2 else "")
-                else:
-                    new_str += "{" + a + "}" + b + (substr[2:] if len(substr) > 2 else "")
-    return new_str
-
-
 def _hendrycks_fix_a_slash_b(string: str) -> str:
     """math_equivalent_MATH.py:38-50."""
     if len(string.split("/")) != 2:
@@ -382,7 +363,7 @@ def _hendrycks_strip_string(string: str) -> str:
             string = string.split("=")[1]
     string = _hendrycks_fix_sqrt(string)
     string = string.replace(" ", "")
-    string = _hendrycks_fix_fracs(string)
+    string = _fix_fracs(string, empty_piece_raises=True)
     if string == "0.5":
         string = "\\frac{1}{2}"
     return _hendrycks_fix_a_slash_b(string)

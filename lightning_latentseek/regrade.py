@@ -21,7 +21,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import IO
+from typing import IO, Iterable, Iterator
 
 from lightning_latentseek.errors import UserError, one_line
 from lightning_latentseek.grading import EXTRACTIONS, GRADINGS, Grader
@@ -61,19 +61,26 @@ def _field(obj: dict, name: str, where: str, kinds: tuple[type, ...], required: 
     return value
 
 
-def regrade_lines(grader: Grader, dataset: str, lines: IO[str], out: IO[str]) -> int:
-    """stdin mode: one output line per non-blank input line; returns how many were graded."""
-    count = 0
+def _json_objects(lines: Iterable[str], source: str) -> Iterator[tuple[str, dict]]:
+    """("SOURCE, line N", the object) for each non-blank line; a line that is not a JSON object is a
+    `RegradeError` naming it."""
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
-        where = f"stdin, line {number}"
+        where = f"{source}, line {number}"
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as err:
             raise RegradeError(f"{where}: not JSON ({err.msg})") from None
         if not isinstance(obj, dict):
             raise RegradeError(f"{where}: expected a JSON object, got {type(obj).__name__}")
+        yield where, obj
+
+
+def regrade_lines(grader: Grader, dataset: str, lines: IO[str], out: IO[str]) -> int:
+    """stdin mode: one output line per non-blank input line; returns how many were graded."""
+    count = 0
+    for where, obj in _json_objects(lines, "stdin"):
         text = _field(obj, "text", where, (str,))
         truth = str(_field(obj, "ground_truth", where, (str, int, float)))
         eos = _field(obj, "eos", where, (str,), required=False) or ""
@@ -103,16 +110,7 @@ def regrade_records(run_dir: Path, grader_args: dict, dataset: str | None) -> di
                     extraction=grader_args["extraction"], grading=grader_args["grading"],
                     model=grader_args["model"] or model_cfg.get("llm") or DEFAULT_MODEL)
     records, changed = [], {"cot": 0, "final": 0}
-    for number, line in enumerate(results.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        where = f"{results}, line {number}"
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise RegradeError(f"{where}: not JSON ({err.msg})") from None
-        if not isinstance(record, dict):
-            raise RegradeError(f"{where}: expected a JSON object, got {type(record).__name__}")
+    for where, record in _json_objects(results.read_text(encoding="utf-8").splitlines(), str(results)):
         if not record.get("skipped"):
             for name in ("text", "ground_truth"):
                 _field(record, name, where, (str,))

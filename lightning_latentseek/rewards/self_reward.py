@@ -155,7 +155,6 @@ class SelfReward:
             raise ConfigError("--model.verifier_sampling model: a --model.reward_server decodes greedily")
         self.engine, self.llm = engine, engine.lm
         self.verifier: Verifier = server if server is not None else EngineVerifier(engine)
-        self.server = server
         self.prompt, self.prompt_set = prompt, prompt_set
         self.max_new_tokens = int(max_new_tokens)
         self.sampling, self.seed = sampling, int(seed)
